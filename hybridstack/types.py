@@ -1,0 +1,341 @@
+"""The value types every layer speaks: messages, requests, responses, stream events, attempts.
+
+These are the bottom layer of hybridstack: nothing here imports another hybridstack
+module or a provider SDK. Adapters translate these to and from each wire format;
+the router, executor, ledger and graph only ever see these.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Role = Literal["system", "user", "assistant", "tool"]
+
+#: Normalised reasons a generation stopped. Refusals never reach a caller as a
+#: finish reason: adapters raise :class:`hybridstack.errors.ContentRefusedError`.
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error"]
+
+#: The outcome class of one attempt: ``ok`` or one of the five taxonomy kinds, plus the
+#: two ways an attempt ends without an answer of its own.
+Outcome = Literal[
+    "ok",
+    "retry_here",
+    "fail_over",
+    "content_refused",
+    "context_too_long",
+    "fatal",
+    "cancelled",
+    "skipped",
+]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ToolCall(_Frozen):
+    """A request by the model to call one tool with JSON arguments."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def arguments_json(self) -> str:
+        return json.dumps(self.arguments, ensure_ascii=False, separators=(",", ":"))
+
+
+class TextPart(_Frozen):
+    """A text part of a message's content."""
+
+    type: Literal["text"] = "text"
+    text: str
+
+
+class ToolCallPart(_Frozen):
+    """A tool-call part of an assistant message's content."""
+
+    type: Literal["tool_call"] = "tool_call"
+    tool_call: ToolCall
+
+
+ContentPart = Annotated[TextPart | ToolCallPart, Field(discriminator="type")]
+
+
+class Message(_Frozen):
+    """One chat message.
+
+    ``content`` is plain text, or a list of parts (text and tool calls) as some callers
+    hold them; it is normalised so that :attr:`text` and :attr:`tool_calls` always
+    give the text and the tool calls, whichever form was passed.
+    """
+
+    role: Role
+    content: str | list[ContentPart] = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    #: For ``role="tool"``: the id of the tool call this message answers.
+    tool_call_id: str | None = None
+    #: For ``role="tool"``: the tool's name (Anthropic and DashScope ignore it).
+    name: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Message:
+        if self.role == "tool" and not self.tool_call_id:
+            raise ValueError("a tool message needs tool_call_id: the id of the call it answers")
+        if self.tool_calls and self.role != "assistant":
+            raise ValueError("only assistant messages carry tool_calls")
+        return self
+
+    @property
+    def text(self) -> str:
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(p.text for p in self.content if isinstance(p, TextPart))
+
+    @property
+    def all_tool_calls(self) -> tuple[ToolCall, ...]:
+        """Tool calls from both ``tool_calls`` and tool-call content parts."""
+        if isinstance(self.content, str):
+            return self.tool_calls
+        from_parts = tuple(p.tool_call for p in self.content if isinstance(p, ToolCallPart))
+        return self.tool_calls + from_parts
+
+    # Short constructors keep call sites readable: Message.user("hi").
+    @classmethod
+    def system(cls, text: str) -> Message:
+        return cls(role="system", content=text)
+
+    @classmethod
+    def user(cls, text: str) -> Message:
+        return cls(role="user", content=text)
+
+    @classmethod
+    def assistant(cls, text: str = "", tool_calls: list[ToolCall] | None = None) -> Message:
+        return cls(role="assistant", content=text, tool_calls=tuple(tool_calls or ()))
+
+    @classmethod
+    def tool(cls, result: str | dict[str, Any], *, tool_call_id: str, name: str | None = None):
+        text = result if isinstance(result, str) else json.dumps(result, ensure_ascii=False)
+        return cls(role="tool", content=text, tool_call_id=tool_call_id, name=name)
+
+
+class Tool(_Frozen):
+    """A tool the model may call, described by a JSON schema for its arguments."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+
+
+MessagesInput = str | Message | dict[str, Any] | list[Message | dict[str, Any]]
+
+
+def coerce_messages(messages: MessagesInput) -> list[Message]:
+    """Accept the shapes people write: a string, one message, dicts or a list of them."""
+    if isinstance(messages, str):
+        return [Message.user(messages)]
+    if isinstance(messages, Message | dict):
+        messages = [messages]
+    return [m if isinstance(m, Message) else Message.model_validate(m) for m in messages]
+
+
+class ChatRequest(_Frozen):
+    """One chat completion request, independent of provider and wire format."""
+
+    messages: tuple[Message, ...]
+    tools: tuple[Tool, ...] = ()
+    tool_choice: Literal["auto", "none", "required"] | None = None
+    #: JSON schema the reply must validate against (structured output).
+    response_schema: dict[str, Any] | None = None
+    response_schema_name: str = "response"
+    max_tokens: int | None = None
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    stop: tuple[str, ...] = ()
+    #: Free-form tags (user id, run id …): recorded in the ledger, never sent upstream.
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("messages", mode="before")
+    @classmethod
+    def _coerce_messages(cls, value: Any) -> Any:
+        if isinstance(value, str | Message | dict):
+            return coerce_messages(value)
+        return value
+
+    @field_validator("messages")
+    @classmethod
+    def _non_empty(cls, value: tuple[Message, ...]) -> tuple[Message, ...]:
+        if not value:
+            raise ValueError("a request needs at least one message, e.g. [Message.user('Hi')]")
+        if all(m.role == "system" for m in value):
+            raise ValueError("a request needs a user message, not only system messages")
+        return value
+
+    @field_validator("max_tokens")
+    @classmethod
+    def _positive(cls, value: int | None) -> int | None:
+        if value is not None and value <= 0:
+            raise ValueError(
+                f"max_tokens must be a positive integer (got {value}); omit it for the default"
+            )
+        return value
+
+    @property
+    def system_text(self) -> str:
+        return "\n\n".join(m.text for m in self.messages if m.role == "system")
+
+    @property
+    def prompt_text(self) -> str:
+        """All message text, for token estimates and classification."""
+        return "\n".join(m.text for m in self.messages)
+
+    def estimated_prompt_tokens(self) -> int:
+        """A cheap, provider-independent estimate (about four characters a token)."""
+        chars = sum(len(m.text) + 8 for m in self.messages)
+        chars += sum(len(json.dumps(t.parameters)) + len(t.description) for t in self.tools)
+        return chars // 4 + 1
+
+
+class Usage(_Frozen):
+    """Token counts, normalised across providers."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    #: Input tokens served from the provider's prompt cache (billed at a lower rate).
+    cached_input_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cached_input_tokens=self.cached_input_tokens + other.cached_input_tokens,
+        )
+
+
+class ChatResponse(_Frozen):
+    """A completed reply, with who answered and what it cost in time and tokens."""
+
+    text: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    finish_reason: FinishReason = "stop"
+    usage: Usage = Usage()
+    #: The deployment that answered (``family@site``), its family and provider model id.
+    deployment: str
+    family: str = ""
+    model: str = ""
+    region: str = ""
+    jurisdiction: str = ""
+    latency_s: float = 0.0
+    #: Time to first token (streamed replies only).
+    ttft_s: float | None = None
+    request_id: str | None = None
+    cost_usd: float = 0.0
+    #: Attempts the executor made for this reply (1 when the first try answered).
+    attempts: int = 1
+    #: Reasoning text some families return separately (DeepSeek, Qwen thinking mode).
+    reasoning: str | None = None
+
+    def parsed(self) -> Any:
+        """The reply text parsed as JSON (for structured output)."""
+        return json.loads(self.text)
+
+
+# --- stream events -----------------------------------------------------------------
+
+
+class TextDelta(_Frozen):
+    type: Literal["text"] = "text"
+    text: str
+
+
+class ToolCallDelta(_Frozen):
+    """A fragment of a streamed tool call: ``id`` and ``name`` come with the first one."""
+
+    type: Literal["tool_call"] = "tool_call"
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+class UsageEvent(_Frozen):
+    type: Literal["usage"] = "usage"
+    usage: Usage
+
+
+class StreamResumed(_Frozen):
+    """A visible marker: the stream broke after its first token and resumed elsewhere.
+
+    Text before the marker came from ``from_deployment``; text after it is a fresh
+    answer from ``to_deployment`` (never a silent splice of two answers).
+    """
+
+    type: Literal["resumed"] = "resumed"
+    from_deployment: str
+    to_deployment: str
+    chars_before: int
+    reason: str
+
+
+class FinishEvent(_Frozen):
+    """The last event of a stream, with the whole reply assembled."""
+
+    type: Literal["finish"] = "finish"
+    finish_reason: FinishReason
+    response: ChatResponse
+
+
+StreamEvent = Annotated[
+    TextDelta | ToolCallDelta | UsageEvent | StreamResumed | FinishEvent,
+    Field(discriminator="type"),
+]
+
+
+# --- attempts --------------------------------------------------------------------------
+
+
+class Attempt(BaseModel):
+    """One call to one deployment, as the ledger records it. Never holds a secret."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    call_id: str
+    run_id: str | None = None
+    attempt_index: int = 0
+    #: 0 for the first try on this deployment, 1 for the first retry …
+    retry_index: int = 0
+    deployment: str
+    family: str
+    model: str = ""
+    protocol: str = ""
+    region: str = ""
+    jurisdiction: str = ""
+    quota_scope: str = ""
+    started_at: datetime
+    ttft_s: float | None = None
+    latency_s: float = 0.0
+    usage: Usage = Usage()
+    cost_usd: float = 0.0
+    outcome: Outcome = "ok"
+    error_type: str | None = None
+    error_message: str | None = None
+    status: int | None = None
+    provider_code: str | None = None
+    request_id: str | None = None
+    retry_after_s: float | None = None
+    breaker_state: str = "closed"
+    hedged: bool = False
+    streamed: bool = False
+    skill: str | None = None
+    data_class: str | None = None
+    #: Why the plan chose this deployment, in the router's words.
+    reasons: tuple[str, ...] = ()
+    #: Personal data redacted before this attempt left its jurisdiction: kind -> count.
+    redactions: dict[str, int] = Field(default_factory=dict)
