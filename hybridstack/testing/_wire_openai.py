@@ -1,0 +1,276 @@
+"""OpenAI Chat Completions wire format for the emulator (``POST …/v1/chat/completions``).
+
+Parses a chat.completions request into the neutral :class:`ChatRequest` and renders
+``chat.completion`` JSON, ``chat.completion.chunk`` SSE frames and
+``{"error": {message, type, param, code}}`` bodies the way ``openai`` 3.x parses them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from hybridstack.testing._wire_common import (
+    BadRequest,
+    ChatRequest,
+    ErrorInfo,
+    ErrorKind,
+    RequestContext,
+    StreamPlan,
+    Turn,
+    WireAdapter,
+    content_text,
+    dumps,
+    normalise_tool_choice,
+    openai_style_tools,
+    response_format_schema,
+    tool_call_chars,
+)
+
+_FINISH = {
+    "stop": "stop",
+    "tool_calls": "tool_calls",
+    "length": "length",
+    "refusal": "content_filter",
+}
+
+# status, type, code, message — shaped like the real API's bodies.
+_ERRORS: dict[str, tuple[int, str, str | None, str]] = {
+    "rate_limit": (
+        429,
+        "requests",
+        "rate_limit_exceeded",
+        "Rate limit reached for requests (simulated by hybridstack emulator). "
+        "Please try again later.",
+    ),
+    "server_error": (
+        500,
+        "server_error",
+        None,
+        "The server had an error while processing your request. Sorry about that! (simulated)",
+    ),
+    "unavailable": (
+        503,
+        "server_error",
+        "service_unavailable",
+        "The engine is currently overloaded, please try again later. (simulated)",
+    ),
+    "overloaded": (529, "server_error", "overloaded", "The server is overloaded. (simulated)"),
+    "outage": (
+        503,
+        "server_error",
+        "service_unavailable",
+        "Service unavailable (simulated outage).",
+    ),
+    "auth": (
+        401,
+        "invalid_request_error",
+        "invalid_api_key",
+        "Incorrect API key provided. (simulated)",
+    ),
+    "quota": (
+        429,
+        "insufficient_quota",
+        "insufficient_quota",
+        "You exceeded your current quota, please check your plan and billing details. (simulated)",
+    ),
+    "refusal": (
+        400,
+        "data_inspection_failed",
+        "data_inspection_failed",
+        "Input data may contain inappropriate content. (simulated)",
+    ),
+    "bad_request": (400, "invalid_request_error", None, "Invalid request."),
+    "not_found": (404, "invalid_request_error", "model_not_found", "Not found."),
+}
+
+
+class OpenAIWire(WireAdapter):
+    protocol = "openai"
+    endpoint = "/v1/chat/completions"
+    base_suffix = "/v1"
+    request_id_header = "x-request-id"
+
+    def parse(self, body: dict[str, Any], headers: Mapping[str, str]) -> ChatRequest:
+        if not body.get("model"):
+            raise BadRequest("you must provide a model parameter", param="model")
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise BadRequest("'messages' must be a non-empty array", param="messages")
+        req = ChatRequest(stream=bool(body.get("stream")))
+        system: list[str] = []
+        chars = 0
+        for msg in messages:
+            if not isinstance(msg, Mapping):
+                raise BadRequest("each message must be an object", param="messages")
+            role = msg.get("role")
+            text = content_text(msg.get("content"))
+            chars += len(text)
+            if role in ("system", "developer"):
+                system.append(text)
+            elif role == "user":
+                req.last_user_text = text
+            elif role == "assistant":
+                chars += tool_call_chars(msg.get("tool_calls"))
+        trailing: list[str] = []
+        for msg in reversed(messages):
+            if msg.get("role") not in ("tool", "function"):
+                break
+            trailing.append(content_text(msg.get("content")))
+        req.last_is_tool_result = bool(trailing)
+        req.tool_result_text = "\n".join(reversed(trailing))
+        req.system_text = "\n".join(system)
+        req.tools = openai_style_tools(body.get("tools"))
+        if body.get("tools"):
+            chars += len(dumps(body["tools"]))
+        req.input_chars = chars
+        req.tool_choice, req.forced_tool = normalise_tool_choice(body.get("tool_choice"))
+        req.json_schema, req.json_object = response_format_schema(body.get("response_format"))
+        max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
+        req.max_tokens = max_tokens if isinstance(max_tokens, int) else None
+        options = body.get("stream_options")
+        req.include_usage = isinstance(options, Mapping) and bool(options.get("include_usage"))
+        return req
+
+    # ------------------------------------------------------------------ replies
+
+    def _usage(self, turn: Turn) -> dict[str, Any]:
+        return {
+            "prompt_tokens": turn.input_tokens,
+            "completion_tokens": turn.output_tokens,
+            "total_tokens": turn.input_tokens + turn.output_tokens,
+            "prompt_tokens_details": {"cached_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0},
+        }
+
+    def render(self, ctx: RequestContext, req: ChatRequest, turn: Turn) -> bytes:
+        message: dict[str, Any] = {"role": "assistant", "content": turn.text, "refusal": None}
+        if turn.tool_call is not None:
+            call = turn.tool_call
+            message["tool_calls"] = [
+                {
+                    "id": f"call_{call.id_hex}",
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments},
+                }
+            ]
+        return dumps(
+            {
+                "id": ctx.message_id,
+                "object": "chat.completion",
+                "created": ctx.created,
+                "model": ctx.model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": message,
+                        "logprobs": None,
+                        "finish_reason": _FINISH[turn.finish],
+                    }
+                ],
+                "usage": self._usage(turn),
+                "system_fingerprint": None,
+            }
+        ).encode()
+
+    @staticmethod
+    def _chunker(ctx: RequestContext) -> Callable[[str, str | None], bytes]:
+        """Frame builder with the per-request envelope encoded once.
+
+        Streams are the emulator's hot path: only each frame's delta is JSON-encoded, the
+        envelope around it (id, created, model) is spliced in as ready-made text.
+        """
+        head = (
+            'data: {"id":'
+            + dumps(ctx.message_id)
+            + ',"object":"chat.completion.chunk","created":'
+            + str(ctx.created)
+            + ',"model":'
+            + dumps(ctx.model)
+            + ',"choices":[{"index":0,"delta":'
+        )
+
+        def chunk(delta_json: str, finish: str | None) -> bytes:
+            finish_json = "null" if finish is None else dumps(finish)
+            return (
+                head + delta_json + ',"logprobs":null,"finish_reason":' + finish_json + "}]}\n\n"
+            ).encode()
+
+        return chunk
+
+    def stream_plan(self, ctx: RequestContext, req: ChatRequest, turn: Turn) -> StreamPlan:
+        chunk = self._chunker(ctx)
+        head = [chunk('{"role":"assistant","content":""}', None)]
+        tokens: list[bytes] = []
+        if turn.tool_call is not None:
+            call = turn.tool_call
+            # First fragment carries id and name; later ones only pieces of the arguments.
+            for i, piece in enumerate(turn.pieces):
+                entry: dict[str, Any] = {"index": 0, "function": {"arguments": piece}}
+                if i == 0:
+                    entry = {
+                        "index": 0,
+                        "id": f"call_{call.id_hex}",
+                        "type": "function",
+                        "function": {"name": call.name, "arguments": piece},
+                    }
+                tokens.append(chunk(dumps({"tool_calls": [entry]}), None))
+        else:
+            tokens.extend(chunk('{"content":' + dumps(piece) + "}", None) for piece in turn.pieces)
+        tail = [chunk("{}", _FINISH[turn.finish])]
+        if req.include_usage:
+            usage_frame = {
+                "id": ctx.message_id,
+                "object": "chat.completion.chunk",
+                "created": ctx.created,
+                "model": ctx.model,
+                "choices": [],
+                "usage": self._usage(turn),
+            }
+            tail.append(b"data: " + dumps(usage_frame).encode() + b"\n\n")
+        tail.append(b"data: [DONE]\n\n")
+        return StreamPlan(head, tokens, tail)
+
+    # ------------------------------------------------------------------ errors
+
+    def error(self, kind: ErrorKind, ctx: RequestContext, info: ErrorInfo) -> tuple[int, bytes]:
+        code: str | None
+        param: str | None
+        if kind == "context_length":
+            status, etype, code = 400, "invalid_request_error", "context_length_exceeded"
+            message = (
+                f"This model's maximum context length is {info.limit} tokens. However, your "
+                f"messages resulted in {info.input_tokens} tokens. Please reduce the length "
+                "of the messages."
+            )
+            param = "messages"
+        else:
+            status, etype, code, message = _ERRORS[kind]
+            param = info.param
+        if info.message:
+            message = info.message
+        body = {"error": {"message": message, "type": etype, "param": param, "code": code}}
+        return status, dumps(body).encode()
+
+    def mid_stream_error(self, ctx: RequestContext) -> bytes:
+        body = {
+            "error": {
+                "message": "The server had an error while processing your request. (simulated)",
+                "type": "server_error",
+                "param": None,
+                "code": "server_error",
+            }
+        }
+        return b"data: " + dumps(body).encode() + b"\n\n"
+
+    def malformed(self, ctx: RequestContext, stream: bool) -> bytes:
+        if stream:
+            return (
+                b'data: {"id":"' + ctx.message_id.encode() + b'","object":"chat.completion.chunk",'
+                b'"choices":[{"index":0,"delta":{"content":"trunc\n\n'
+            )
+        return b'{"id":"' + ctx.message_id.encode() + b'","object":"chat.completion","choices":[{'
+
+    def refusal_is_error(self, refusal_style: str) -> bool:
+        # DashScope's OpenAI-compatible mode refuses with 400 data_inspection_failed.
+        return refusal_style == "dashscope-compat"
