@@ -1,0 +1,114 @@
+"""How much ``Ledger.record`` costs on the hot path, in microseconds per attempt.
+
+Run: ``python benchmarks/bench_ledger.py [N]``. Prints progress to stderr and one
+final JSON line on stdout: ``{"n": ..., "memory_us": ..., "sqlite_us": ...,
+"sqlite_batch100_us": ..., "sqlite_p99_us": ..., "sqlite_max_us": ...,
+"sqlite_read_us": ...}`` (mean per record, best of three runs; p99/max from one
+write-through run timed record by record; read = ``attempts()`` per row).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from hybridstack.ledger import Ledger, MemoryLedger, SQLiteLedger
+from hybridstack.types import Attempt, Usage
+
+
+def make_attempts(n: int) -> list[Attempt]:
+    start = datetime(2025, 6, 1, tzinfo=UTC)
+    return [
+        Attempt(
+            call_id=f"call-{i // 3}",
+            run_id=f"run-{i // 300}",
+            attempt_index=i % 3,
+            retry_index=i % 2,
+            deployment="qwen-plus@sg",
+            family="qwen-plus",
+            model="qwen-plus",
+            protocol="openai",
+            region="ap-southeast-1",
+            jurisdiction="SG",
+            quota_scope="dashscope-intl",
+            started_at=start,
+            ttft_s=0.21,
+            latency_s=1.37,
+            usage=Usage(input_tokens=812, output_tokens=240, cached_input_tokens=128),
+            cost_usd=0.000412,
+            outcome="ok" if i % 3 == 2 else "retry_here",
+            error_type=None if i % 3 == 2 else "RetryableError",
+            error_message=None if i % 3 == 2 else "rate limited (429)",
+            status=None if i % 3 == 2 else 429,
+            breaker_state="closed",
+            skill="multilingual",
+            data_class="internal",
+            reasons=("skill multilingual rank 1", "weighted draw 0.31", "jurisdiction SG allowed"),
+        )
+        for i in range(n)
+    ]
+
+
+def per_record_us(make: Callable[[], Ledger], attempts: list[Attempt]) -> float:
+    best = float("inf")
+    for _ in range(3):
+        ledger = make()
+        t0 = time.perf_counter()
+        for a in attempts:
+            ledger.record(a)
+        ledger.flush()
+        best = min(best, time.perf_counter() - t0)
+        ledger.close()
+    return best / len(attempts) * 1e6
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
+    attempts = make_attempts(n)
+    with tempfile.TemporaryDirectory() as tmp:
+        counter = iter(range(1_000))
+
+        def sqlite(batch: int) -> Callable[[], Ledger]:
+            return lambda: SQLiteLedger(Path(tmp) / f"l{next(counter)}.db", batch_size=batch)
+
+        result: dict[str, float | int] = {"n": n}
+        result["memory_us"] = round(per_record_us(MemoryLedger, attempts), 2)
+        print(f"memory: {result['memory_us']} µs/record", file=sys.stderr)
+        result["sqlite_us"] = round(per_record_us(sqlite(1), attempts), 2)
+        print(f"sqlite (write-through): {result['sqlite_us']} µs/record", file=sys.stderr)
+        result["sqlite_batch100_us"] = round(per_record_us(sqlite(100), attempts), 2)
+        print(f"sqlite (batch 100): {result['sqlite_batch100_us']} µs/record", file=sys.stderr)
+
+        # The tail matters on a hot path too: WAL checkpoints land on some commits.
+        with SQLiteLedger(Path(tmp) / "tail.db") as ledger:
+            samples = []
+            for a in attempts:
+                t0 = time.perf_counter()
+                ledger.record(a)
+                samples.append(time.perf_counter() - t0)
+        samples.sort()
+        result["sqlite_p99_us"] = round(samples[int(len(samples) * 0.99)] * 1e6, 2)
+        result["sqlite_max_us"] = round(samples[-1] * 1e6, 2)
+        print(
+            f"sqlite (write-through) p99 {result['sqlite_p99_us']} µs, "
+            f"max {result['sqlite_max_us']} µs",
+            file=sys.stderr,
+        )
+
+        with SQLiteLedger(Path(tmp) / "read.db", batch_size=100) as ledger:
+            for a in attempts:
+                ledger.record(a)
+            t0 = time.perf_counter()
+            read = ledger.attempts()
+            result["sqlite_read_us"] = round((time.perf_counter() - t0) / len(read) * 1e6, 2)
+        print(f"sqlite read: {result['sqlite_read_us']} µs/attempt", file=sys.stderr)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

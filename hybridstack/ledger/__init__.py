@@ -1,0 +1,27 @@
+"""The ledger: every attempt — failed, cancelled, skipped and hedged ones too — priced and timed.
+
+``MemoryLedger`` is the default; ``SQLiteLedger(path)`` keeps durable records that
+another process can read. Both implement :class:`Ledger`::
+
+    with SQLiteLedger("runs.db") as ledger:
+        ledger.record(attempt)
+        ledger.totals(run_id="r1", by="jurisdiction")   # {"CN": Totals(...), "SG": ...}
+"""
+
+from hybridstack.ledger.base import GROUP_BY, GroupBy, Ledger, RunSummary, Subscriber, Totals
+from hybridstack.ledger.memory import MemoryLedger
+from hybridstack.ledger.pricing import price_usage, time_window_multiplier
+from hybridstack.ledger.sqlite import SQLiteLedger
+
+__all__ = [
+    "GROUP_BY",
+    "GroupBy",
+    "Ledger",
+    "MemoryLedger",
+    "RunSummary",
+    "SQLiteLedger",
+    "Subscriber",
+    "Totals",
+    "price_usage",
+    "time_window_multiplier",
+]

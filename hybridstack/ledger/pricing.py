@@ -1,0 +1,62 @@
+"""Price one attempt's usage from the catalog, with an optional time-of-day multiplier.
+
+The arithmetic lives in :meth:`hybridstack.catalog.models.Price.cost`; this module only
+adapts it to :class:`~hybridstack.types.Usage` and adds a hook for hosts whose price
+depends on the hour (DeepSeek has sold off-peak hours at a discount). The catalog does
+not carry such schedules: a caller that knows one passes a multiplier.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, time
+
+from hybridstack.catalog.models import Price
+from hybridstack.types import Usage
+
+#: A price multiplier for the moment an attempt started (1.0 = list price).
+Multiplier = Callable[[datetime], float]
+
+
+def price_usage(
+    price: Price,
+    usage: Usage,
+    *,
+    at: datetime | None = None,
+    multiplier: float | Multiplier | None = None,
+) -> float:
+    """USD for ``usage`` at ``price``; ``multiplier`` scales it (a number, or a function of ``at``).
+
+    >>> from datetime import date
+    >>> p = Price(input_per_mtok=1.0, output_per_mtok=2.0, as_of=date(2025, 1, 1))
+    >>> price_usage(p, Usage(input_tokens=1_000_000, output_tokens=500_000))
+    2.0
+    """
+    cost = price.cost(usage.input_tokens, usage.output_tokens, usage.cached_input_tokens)
+    if multiplier is None:
+        return cost
+    if callable(multiplier):
+        factor = multiplier(at if at is not None else datetime.now(UTC))
+    else:
+        factor = multiplier
+    if factor < 0:
+        raise ValueError(f"a price multiplier must not be negative (got {factor})")
+    return cost * factor
+
+
+def time_window_multiplier(start: time, end: time, factor: float) -> Multiplier:
+    """A multiplier that is ``factor`` from ``start`` to ``end`` (UTC, may wrap midnight), else 1.
+
+    ``time_window_multiplier(time(16, 30), time(0, 30), 0.5)`` halves the price of
+    attempts started between 16:30 and 00:30 UTC. Naive datetimes are taken as UTC.
+    """
+    if factor < 0:
+        raise ValueError(f"a price multiplier must not be negative (got {factor})")
+
+    def multiplier(at: datetime) -> float:
+        moment = at if at.tzinfo is None else at.astimezone(UTC)
+        now = moment.time().replace(tzinfo=None)
+        inside = start <= now < end if start <= end else now >= start or now < end
+        return factor if inside else 1.0
+
+    return multiplier
