@@ -64,15 +64,8 @@ def _network_guard(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(autouse=True)
 def _no_real_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     """Real provider keys from the developer's shell never reach a test."""
-    for name in (
-        "OPENAI_API_KEY",
-        "ANTHROPIC_API_KEY",
-        "DASHSCOPE_API_KEY",
-        "DEEPSEEK_API_KEY",
-        "GROQ_API_KEY",
-        "TOGETHER_API_KEY",
-        "FIREWORKS_API_KEY",
-        "OPENROUTER_API_KEY",
-        "HYBRIDSTACK_CONFIG",
-    ):
-        monkeypatch.delenv(name, raising=False)
+    import os
+
+    for name in list(os.environ):
+        if name.endswith(("_API_KEY", "_SECRET_KEY")) or name == "HYBRIDSTACK_CONFIG":
+            monkeypatch.delenv(name, raising=False)
