@@ -1,0 +1,257 @@
+"""The router's answer for one request: deployments to try, in order, and why.
+
+A :class:`Plan` is built for every call, so it is a plain slotted dataclass rather than
+a pydantic model (building one must cost microseconds, not tens of them). It is
+immutable, and :meth:`Plan.to_dict` gives a JSON-safe dict for the ledger and traces.
+``model_dump``/``model_copy`` are provided for callers written against pydantic.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hybridstack.catalog.models import Deployment
+
+__all__ = ["Candidate", "Plan"]
+
+
+#: A reason as the router stores it: final text, or ``(template, args)`` formatted on
+#: first read (formatting floats for every candidate of every plan would cost more than
+#: the rest of routing; most reasons are never read).
+Reason = str | tuple[str, tuple[Any, ...]]
+
+
+class Candidate:
+    """One deployment to try, with the router's reasons in plain words.
+
+    Immutable by convention (slotted, no setters). ``reasons`` is formatted on first use.
+    """
+
+    __slots__ = (
+        "_raw",
+        "_reasons",
+        "context_window",
+        "deployment",
+        "expected_cost_usd",
+        "health",
+        "leaves_home",
+    )
+
+    def __init__(
+        self,
+        deployment: Deployment,
+        reasons: Sequence[Reason] = (),
+        expected_cost_usd: float = 0.0,
+        context_window: int = 0,
+        leaves_home: bool = False,
+        health: str = "closed",
+    ) -> None:
+        self.deployment = deployment
+        self._raw = reasons
+        self._reasons: tuple[str, ...] | None = None
+        #: Expected USD cost from catalog prices and the plan's token estimates.
+        self.expected_cost_usd = expected_cost_usd
+        #: The deployment's context window (its override, else the family's).
+        self.context_window = context_window
+        #: True when the deployment is outside the data class's home jurisdiction: with
+        #: redaction on, the executor redacts the request before sending it here.
+        self.leaves_home = leaves_home
+        #: The breaker state the router saw ("closed", "open", "half_open").
+        self.health = health
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        """Why this deployment is here and in this place, in plain words."""
+        done = self._reasons
+        if done is None:
+            done = self._reasons = tuple(
+                r if isinstance(r, str) else r[0].format(*r[1]) for r in self._raw
+            )
+        return done
+
+    @property
+    def id(self) -> str:
+        return self.deployment.id
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self.deployment
+        return {
+            "deployment": d.id,
+            "family": d.family,
+            "region": d.region,
+            "jurisdiction": d.jurisdiction,
+            "operator": d.operator,
+            "reasons": list(self.reasons),
+            "expected_cost_usd": self.expected_cost_usd,
+            "context_window": self.context_window,
+            "leaves_home": self.leaves_home,
+            "health": self.health,
+        }
+
+    def replace(self, **changes: Any) -> Candidate:
+        """A copy with some fields changed (``reasons`` as final strings)."""
+        values = {
+            "deployment": self.deployment,
+            "reasons": self.reasons,
+            "expected_cost_usd": self.expected_cost_usd,
+            "context_window": self.context_window,
+            "leaves_home": self.leaves_home,
+            "health": self.health,
+        }
+        values.update(changes)
+        return Candidate(**values)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Candidate):
+            return NotImplemented
+        return (
+            self.deployment == other.deployment
+            and self.reasons == other.reasons
+            and self.expected_cost_usd == other.expected_cost_usd
+            and self.context_window == other.context_window
+            and self.leaves_home == other.leaves_home
+            and self.health == other.health
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            f"Candidate({self.deployment.id!r}, jurisdiction={self.deployment.jurisdiction!r}, "
+            f"expected_cost_usd={self.expected_cost_usd:.6f}, health={self.health!r})"
+        )
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class Plan:
+    """An ordered list of deployments to try, plus every exclusion and its reason."""
+
+    skill: str
+    data_class: str
+    #: The policy in its canonical string form ("weighted", "cheapest+diversified" …).
+    policy: str
+    candidates: tuple[Candidate, ...]
+    #: deployment id -> why it is not in ``candidates``.
+    excluded: dict[str, str] = field(default_factory=dict)
+    #: Jurisdictions this request may go to; None means any (less explicit denials).
+    allowed_jurisdictions: tuple[str, ...] | None = None
+    #: The router's seed and this plan's index in its draw sequence: together they
+    #: re-derive the weighted draws (``Router(seed=s).plan(..., draw_index=i)``).
+    seed: int | None = None
+    draw_index: int | None = None
+    #: deployment id -> the uniform draw u in (0, 1) used for the weighted order.
+    draws: dict[str, float] = field(default_factory=dict)
+    estimated_prompt_tokens: int = 0
+    estimated_output_tokens: int = 0
+    #: The explicit model reference that replaced the skill table, if any.
+    model: str | None = None
+    stream: bool = False
+    #: Where this data class's data lives (redaction applies outside it); None = nowhere.
+    home_jurisdiction: str | None = None
+
+    # --- convenience -------------------------------------------------------------------
+
+    @property
+    def first(self) -> Deployment:
+        return self.candidates[0].deployment
+
+    @property
+    def deployments(self) -> list[Deployment]:
+        return [c.deployment for c in self.candidates]
+
+    @property
+    def deployment_ids(self) -> list[str]:
+        return [c.deployment.id for c in self.candidates]
+
+    def candidate(self, deployment_id: str) -> Candidate | None:
+        for c in self.candidates:
+            if c.deployment.id == deployment_id:
+                return c
+        return None
+
+    def __len__(self) -> int:
+        return len(self.candidates)
+
+    # --- serialisation -----------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict (no secrets: deployments appear by id and location)."""
+        return {
+            "skill": self.skill,
+            "data_class": self.data_class,
+            "policy": self.policy,
+            "model": self.model,
+            "stream": self.stream,
+            "allowed_jurisdictions": (
+                None if self.allowed_jurisdictions is None else list(self.allowed_jurisdictions)
+            ),
+            "home_jurisdiction": self.home_jurisdiction,
+            "seed": self.seed,
+            "draw_index": self.draw_index,
+            "draws": dict(self.draws),
+            "estimated_prompt_tokens": self.estimated_prompt_tokens,
+            "estimated_output_tokens": self.estimated_output_tokens,
+            "candidates": [c.to_dict() for c in self.candidates],
+            "excluded": dict(self.excluded),
+        }
+
+    def model_dump(self, **_: Any) -> dict[str, Any]:
+        """Alias of :meth:`to_dict` for code written against pydantic models."""
+        return self.to_dict()
+
+    def model_copy(self, *, update: dict[str, Any] | None = None, **_: Any) -> Plan:
+        """A copy with some fields replaced (``candidates`` may be given as a list)."""
+        changes = dict(update or {})
+        if "candidates" in changes:
+            changes["candidates"] = tuple(changes["candidates"])
+        return dataclasses.replace(self, **changes)
+
+    # --- display -----------------------------------------------------------------------
+
+    def explain(self) -> str:
+        """A readable multi-line explanation (the CLI's ``route`` command prints it)."""
+        allowed = (
+            "any" if self.allowed_jurisdictions is None else ", ".join(self.allowed_jurisdictions)
+        )
+        head = f"Plan for skill {self.skill!r}, data class {self.data_class!r} (allowed: {allowed})"
+        if self.model:
+            head += f", model {self.model!r}"
+        lines = [head]
+        policy = f"policy {self.policy}"
+        if self.seed is not None:
+            policy += f" (seed {self.seed}, draw #{self.draw_index})"
+        lines.append(policy)
+        lines.append(
+            f"estimate: ~{self.estimated_prompt_tokens:,} prompt + "
+            f"{self.estimated_output_tokens:,} output tokens"
+            + (", streamed" if self.stream else "")
+        )
+        if self.home_jurisdiction is not None:
+            lines.append(f"home jurisdiction: {self.home_jurisdiction}")
+        lines.append(f"try in order ({len(self.candidates)}):")
+        width = max((len(c.deployment.id) for c in self.candidates), default=0)
+        digits = len(str(len(self.candidates)))
+        for i, c in enumerate(self.candidates, 1):
+            d = c.deployment
+            lines.append(
+                f"  {i:>{digits}}. {d.id:<{width}}  {d.region} ({d.jurisdiction})  "
+                f"~${c.expected_cost_usd:.6f}  ctx {c.context_window:,}"
+                + ("  [leaves home: redacted when redaction is on]" if c.leaves_home else "")
+            )
+            lines.extend(f"  {'':>{digits}}     - {r}" for r in c.reasons)
+        if self.excluded:
+            lines.append(f"excluded ({len(self.excluded)}):")
+            lines.extend(f"  - {dep}: {why}" for dep, why in self.excluded.items())
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        ids = ", ".join(self.deployment_ids)
+        return (
+            f"Plan({self.skill}/{self.data_class}, {self.policy}: [{ids}], "
+            f"excluded={len(self.excluded)})"
+        )
+
+    __repr__ = __str__
