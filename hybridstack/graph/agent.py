@@ -1,0 +1,512 @@
+"""The Agent: compiles the agent graph with a checkpointer and runs, streams and resumes it.
+
+``Agent(stack)`` is the one object most users touch::
+
+    agent = Agent(stack, checkpoint_path="runs.sqlite")
+    result = await agent.arun("Write a parser, then translate its docs to German")
+    async for event in agent.astream(task): ...            # typed events
+    result = await agent.aresume(thread_id)                 # after a crash
+    result = await agent.aapprove(thread_id, plan=edited)   # with require_approval=True
+
+Durability: every run has a thread id. The graph is compiled with a checkpointer
+(SQLite at ``~/.hybridstack/checkpoints.sqlite`` unless told otherwise; any LangGraph
+saver is accepted) and runs with ``durability="sync"``: each worker's result is
+written to the checkpoint as that worker finishes. Resuming a thread after the process
+died re-runs only the subtasks with no saved result; completed ones are never sent again.
+
+The default SQLite saver is opened per call (it is bound to one event loop), which is
+what lets the blocking twins (``run``, ``resume`` …) and several processes share a file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from langgraph.graph import StateGraph
+from langgraph.types import Command
+
+from hybridstack._sync import iterate_sync, run_sync
+from hybridstack.graph.builder import (
+    CONFIG_STREAM_TOKENS,
+    build_agent_graph,
+    check_routes,
+    effective_data_classes,
+)
+from hybridstack.graph.events import (
+    AgentEvent,
+    ApprovalRequested,
+    RunFinished,
+    RunStarted,
+    _Event,
+)
+from hybridstack.graph.planner import Planner
+from hybridstack.graph.result import RunResult, RunStatus, build_result
+from hybridstack.graph.subtasks import (
+    EmptyTaskError,
+    GraphError,
+    Subtask,
+    TaskPlan,
+    UnknownThreadError,
+)
+
+__all__ = ["DEFAULT_CHECKPOINT_PATH", "Agent", "PlanInput"]
+
+#: Where runs are checkpointed unless ``checkpoint_path``/``checkpointer`` says otherwise.
+DEFAULT_CHECKPOINT_PATH = Path("~/.hybridstack/checkpoints.sqlite")
+#: Environment variable overriding :data:`DEFAULT_CHECKPOINT_PATH`.
+CHECKPOINT_ENV = "HYBRIDSTACK_CHECKPOINTS"
+
+PlanInput = TaskPlan | Sequence[Subtask | Mapping[str, Any]]
+Durability = Literal["sync", "async", "exit"]
+
+
+class Agent:
+    """Plan → dispatch → workers → synthesise over a :class:`~hybridstack.Stack`, durably.
+
+    Args:
+        stack: the stack every model call goes through (routing, fail-over, ledger).
+        planner: ``"llm"`` (default; heuristic fall-back), ``"heuristic"`` or a Planner.
+        review: have a second family review code subtasks (one revision on failure).
+        require_approval: pause before dispatch until :meth:`aapprove`/:meth:`areject`.
+        max_concurrency: stack calls in flight at once per run.
+        checkpointer: any LangGraph checkpoint saver, or ``"memory"``; when given, the
+            caller owns its lifecycle. Default: SQLite at ``checkpoint_path``.
+        checkpoint_path: SQLite file for the default saver (default
+            ``$HYBRIDSTACK_CHECKPOINTS`` or ``~/.hybridstack/checkpoints.sqlite``).
+        durability: LangGraph durability mode; ``"sync"`` (default) persists every
+            finished worker before the next step starts.
+        synthesize_single: run the synthesis step even for one-subtask plans.
+    """
+
+    def __init__(
+        self,
+        stack: Any,
+        *,
+        planner: Planner | str | None = None,
+        review: bool = False,
+        require_approval: bool = False,
+        max_concurrency: int = 4,
+        checkpointer: Any = None,
+        checkpoint_path: str | os.PathLike[str] | None = None,
+        durability: Durability = "sync",
+        synthesize_single: bool = False,
+        recursion_limit: int = 200,
+    ) -> None:
+        self.stack = stack
+        self.max_concurrency = max_concurrency
+        self.require_approval = require_approval
+        self.durability: Durability = durability
+        self.recursion_limit = recursion_limit
+        # Failed subtasks' exception groups from runs in this process (by run id).
+        self._errors: dict[str, dict[str, BaseException]] = {}
+        self.builder: StateGraph = build_agent_graph(
+            stack,
+            planner=planner,
+            review=review,
+            require_approval=require_approval,
+            max_concurrency=max_concurrency,
+            synthesize_single=synthesize_single,
+            error_sink=self._errors,
+        )
+        if checkpointer == "memory":
+            from langgraph.checkpoint.memory import InMemorySaver
+
+            checkpointer = InMemorySaver()
+        self._checkpointer = checkpointer
+        self._compiled_with_saver: Any = None
+        path = checkpoint_path or os.environ.get(CHECKPOINT_ENV) or DEFAULT_CHECKPOINT_PATH
+        self.checkpoint_path: Path | None = (
+            None if checkpointer is not None else Path(path).expanduser()
+        )
+        self._mermaid: str | None = None
+
+    def __repr__(self) -> str:
+        where = (
+            type(self._checkpointer).__name__
+            if self._checkpointer is not None
+            else str(self.checkpoint_path)
+        )
+        return f"Agent(stack={self.stack!r}, checkpoints={where})"
+
+    # --- the compiled graph -------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def compiled(self) -> AsyncIterator[Any]:
+        """The graph compiled with this agent's checkpointer (opened for the block)."""
+        if self._checkpointer is not None:
+            if self._compiled_with_saver is None:
+                self._compiled_with_saver = self.builder.compile(checkpointer=self._checkpointer)
+            yield self._compiled_with_saver
+            return
+        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+        assert self.checkpoint_path is not None
+        self.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
+        async with AsyncSqliteSaver.from_conn_string(str(self.checkpoint_path)) as saver:
+            yield self.builder.compile(checkpointer=saver)
+
+    def graph_mermaid(self) -> str:
+        """The agent graph as Mermaid (LangGraph's drawing of the compiled graph)."""
+        if self._mermaid is None:
+            self._mermaid = self.builder.compile().get_graph().draw_mermaid()
+        return self._mermaid
+
+    def _config(
+        self, thread_id: str, *, stream_tokens: bool, max_concurrency: int | None = None
+    ) -> dict[str, Any]:
+        return {
+            "configurable": {"thread_id": thread_id, CONFIG_STREAM_TOKENS: stream_tokens},
+            "max_concurrency": max_concurrency or self.max_concurrency,
+            "recursion_limit": self.recursion_limit,
+        }
+
+    # --- starting runs ------------------------------------------------------------------
+
+    def _start_input(
+        self,
+        task: str,
+        *,
+        data_class: str,
+        plan: PlanInput | None,
+        thread_id: str | None,
+        run_id: str | None,
+        max_concurrency: int | None = None,
+    ) -> tuple[str, dict[str, Any]]:
+        if not isinstance(task, str) or not task.strip():
+            raise EmptyTaskError("the task is empty: give the agent something to do")
+        if max_concurrency is not None and max_concurrency < 1:
+            raise ValueError("max_concurrency must be at least 1")
+        thread_id = thread_id or f"run-{uuid.uuid4().hex[:12]}"
+        user_plan = None
+        if plan is not None:
+            # Validated here, before anything is checkpointed: a bad plan costs nothing.
+            parsed = TaskPlan.parse(plan).with_data_class(data_class)
+            parsed, _ = effective_data_classes(self.stack, parsed)
+            check_routes(self.stack, parsed, task)
+            user_plan = [s.model_dump(mode="json") for s in TaskPlan.parse(plan)]
+        return thread_id, {
+            "task": task,
+            "data_class": data_class,
+            "run_id": run_id or thread_id,
+            "user_plan": user_plan,
+            "max_concurrency": max_concurrency or self.max_concurrency,
+        }
+
+    async def arun(
+        self,
+        task: str,
+        *,
+        data_class: str = "public",
+        plan: PlanInput | None = None,
+        thread_id: str | None = None,
+        run_id: str | None = None,
+        max_concurrency: int | None = None,
+    ) -> RunResult:
+        """Run a task to the end (or to the approval pause) and return its result.
+
+        ``plan`` skips the planner; ``thread_id`` names the run for :meth:`aresume`
+        (default: a fresh id, in ``result.thread_id``); ``run_id`` tags the ledger
+        (default: the thread id); ``max_concurrency`` overrides the agent's for this run.
+        """
+        result: RunResult | None = None
+        async for event in self.astream(
+            task,
+            data_class=data_class,
+            plan=plan,
+            thread_id=thread_id,
+            run_id=run_id,
+            max_concurrency=max_concurrency,
+            stream_tokens=False,
+        ):
+            if isinstance(event, RunFinished):
+                result = event.result
+        assert result is not None
+        return result
+
+    async def astream(
+        self,
+        task: str,
+        *,
+        data_class: str = "public",
+        plan: PlanInput | None = None,
+        thread_id: str | None = None,
+        run_id: str | None = None,
+        max_concurrency: int | None = None,
+        stream_tokens: bool = True,
+    ) -> AsyncIterator[AgentEvent]:
+        """Run a task, yielding typed events; the last one is :class:`RunFinished`."""
+        thread_id, inputs = self._start_input(
+            task,
+            data_class=data_class,
+            plan=plan,
+            thread_id=thread_id,
+            run_id=run_id,
+            max_concurrency=max_concurrency,
+        )
+        async with self.compiled() as graph:
+            config = self._config(
+                thread_id, stream_tokens=stream_tokens, max_concurrency=max_concurrency
+            )
+            existing = await graph.aget_state(config)
+            if existing.values:
+                raise GraphError(
+                    f"thread {thread_id!r} already has a run; resume it with "
+                    f"agent.aresume({thread_id!r}) or pick a new thread_id"
+                )
+            yield RunStarted(
+                thread_id=thread_id,
+                run_id=inputs["run_id"],
+                task=task,
+                data_class=data_class,
+            )
+            async for event in self._drive(graph, inputs, config, thread_id):
+                yield event
+
+    # --- resuming -----------------------------------------------------------------------
+
+    async def aresume(
+        self,
+        thread_id: str,
+        *,
+        plan: PlanInput | None = None,
+        approve: bool | None = None,
+        reason: str = "",
+    ) -> RunResult:
+        """Continue a thread: after a crash (only unfinished subtasks run), or answer its
+        approval pause (``approve=True``, ``approve=False`` to reject, or ``plan=`` to
+        run an edited plan). A finished thread just returns its result."""
+        result: RunResult | None = None
+        async for event in self.astream_resume(
+            thread_id, plan=plan, approve=approve, reason=reason, stream_tokens=False
+        ):
+            if isinstance(event, RunFinished):
+                result = event.result
+        assert result is not None
+        return result
+
+    async def astream_resume(
+        self,
+        thread_id: str,
+        *,
+        plan: PlanInput | None = None,
+        approve: bool | None = None,
+        reason: str = "",
+        stream_tokens: bool = True,
+    ) -> AsyncIterator[AgentEvent]:
+        """Like :meth:`aresume`, yielding typed events."""
+        async with self.compiled() as graph:
+            config = self._config(thread_id, stream_tokens=stream_tokens)
+            snapshot = await graph.aget_state(config)
+            if not snapshot.values and not snapshot.next:
+                raise UnknownThreadError(thread_id, await self._thread_ids(graph))
+            values = snapshot.values
+            config["max_concurrency"] = values.get("max_concurrency") or self.max_concurrency
+            command = await self._resume_command(graph, config, snapshot, plan, approve, reason)
+            yield RunStarted(
+                thread_id=thread_id,
+                run_id=values.get("run_id") or thread_id,
+                task=values.get("task", ""),
+                data_class=values.get("data_class", "public"),
+                resumed=True,
+            )
+            if command is _FINISHED:
+                yield RunFinished(result=await self._result(graph, config, thread_id))
+                return
+            async for event in self._drive(graph, command, config, thread_id):
+                yield event
+
+    async def aapprove(self, thread_id: str, *, plan: PlanInput | None = None) -> RunResult:
+        """Approve a paused plan (or replace it with ``plan``) and run it."""
+        return await self.aresume(thread_id, plan=plan, approve=True)
+
+    async def areject(self, thread_id: str, reason: str = "") -> RunResult:
+        """Reject a paused plan: the run ends with status ``rejected``; nothing is sent."""
+        return await self.aresume(thread_id, approve=False, reason=reason)
+
+    async def _resume_command(
+        self,
+        graph: Any,
+        config: dict[str, Any],
+        snapshot: Any,
+        plan: PlanInput | None,
+        approve: bool | None,
+        reason: str,
+    ) -> Any:
+        values = snapshot.values
+        waiting = bool(snapshot.interrupts) or "approve" in (snapshot.next or ())
+        checked: list[dict[str, Any]] | None = None
+        if plan is not None:
+            # Check the edit before anything is written: an invalid plan leaves the
+            # thread exactly as it was (still paused, or still resumable).
+            data_class = values.get("data_class", "public")
+            parsed = TaskPlan.parse(plan).with_data_class(data_class)
+            parsed, _ = effective_data_classes(self.stack, parsed)
+            check_routes(self.stack, parsed, values.get("task", ""))
+            checked = [s.model_dump(mode="json") for s in parsed]
+        if waiting:
+            if approve is False:
+                return Command(resume={"action": "reject", "reason": reason or "rejected"})
+            if checked is not None:
+                return Command(resume={"action": "edit", "plan": checked})
+            if approve is True:
+                return Command(resume={"action": "approve"})
+            raise GraphError(
+                f"thread {snapshot.config['configurable']['thread_id']!r} is waiting for plan "
+                "approval: call agent.aapprove(thread_id[, plan=...]) or agent.areject(thread_id)"
+            )
+        if approve is not None:
+            raise GraphError("this thread is not waiting for plan approval")
+        if not snapshot.next:
+            if checked is not None:
+                raise GraphError("this thread has finished; start a new run to use another plan")
+            return _FINISHED
+        if checked is not None:
+            if values.get("results") or not set(snapshot.next) <= {"plan", "preflight"}:
+                raise GraphError(
+                    "cannot replace the plan of a thread that already dispatched subtasks; "
+                    "resume it as it is or start a new run"
+                )
+            # The run stopped before dispatch (e.g. an unroutable subtask): write the new
+            # plan as if the planner had made it, so preflight checks it again.
+            await graph.aupdate_state(
+                config,
+                {"plan": checked, "planner": "edited", "plan_notes": ["plan replaced on resume"]},
+                as_node="plan",
+            )
+        return None
+
+    # --- reading threads ----------------------------------------------------------------
+
+    async def aresult(self, thread_id: str) -> RunResult:
+        """The result of a thread as it stands (finished, paused or interrupted)."""
+        async with self.compiled() as graph:
+            config = self._config(thread_id, stream_tokens=False)
+            snapshot = await graph.aget_state(config)
+            if not snapshot.values and not snapshot.next:
+                raise UnknownThreadError(thread_id, await self._thread_ids(graph))
+            return await self._result(graph, config, thread_id)
+
+    async def athreads(self) -> list[str]:
+        """Thread ids the checkpointer holds, most recent first."""
+        async with self.compiled() as graph:
+            return await self._thread_ids(graph)
+
+    @staticmethod
+    async def _thread_ids(graph: Any, limit: int = 2000) -> list[str]:
+        saver = graph.checkpointer
+        seen: dict[str, None] = {}
+        try:
+            async for item in saver.alist(None, limit=limit):
+                tid = item.config.get("configurable", {}).get("thread_id")
+                if tid is not None:
+                    seen.setdefault(str(tid), None)
+        except (NotImplementedError, AttributeError, TypeError):
+            return []
+        return list(seen)
+
+    # --- driving ------------------------------------------------------------------------
+
+    async def _drive(
+        self, graph: Any, inputs: Any, config: dict[str, Any], thread_id: str
+    ) -> AsyncIterator[AgentEvent]:
+        async for mode, chunk in graph.astream(
+            inputs,
+            config,
+            stream_mode=["custom", "updates"],
+            durability=self.durability,
+        ):
+            if mode == "custom":
+                if isinstance(chunk, _Event):
+                    yield chunk  # type: ignore[misc]
+            elif mode == "updates" and isinstance(chunk, Mapping) and "__interrupt__" in chunk:
+                for item in chunk["__interrupt__"]:
+                    value = getattr(item, "value", None)
+                    if isinstance(value, Mapping) and value.get("kind") == "plan_approval":
+                        yield ApprovalRequested(
+                            thread_id=thread_id,
+                            subtasks=[Subtask.model_validate(s) for s in value.get("plan", [])],
+                        )
+        yield RunFinished(result=await self._result(graph, config, thread_id))
+
+    async def _result(self, graph: Any, config: dict[str, Any], thread_id: str) -> RunResult:
+        snapshot = await graph.aget_state(config)
+        values = snapshot.values or {}
+        status = _status(values, snapshot)
+        run_id = values.get("run_id") or thread_id
+        ledger = self.stack.ledger if hasattr(self.stack, "ledger") else None
+        attempts: list[Any] = []
+        by_jurisdiction = None
+        if ledger is not None:
+            try:
+                attempts = list(ledger.attempts(run_id=run_id))
+                by_jurisdiction = ledger.totals(run_id=run_id, by="jurisdiction")
+            except Exception:  # a ledger that cannot answer must not hide the result
+                attempts, by_jurisdiction = attempts or [], None
+        result = build_result(
+            thread_id=thread_id,
+            values=values,
+            status=status,
+            ledger=attempts,
+            ledger_by_jurisdiction=by_jurisdiction,
+            graph_mermaid=self.graph_mermaid(),
+        )
+        errors = self._errors.get(run_id, {})
+        result._exceptions = (
+            {k: v for k, v in errors.items() if result.subtask(k).status == "failed"}
+            if errors
+            else {}
+        )
+        if status not in ("incomplete", "awaiting_approval"):
+            self._errors.pop(run_id, None)  # the run is over: do not hold them forever
+        return result
+
+    # --- blocking twins -----------------------------------------------------------------
+
+    def run(self, task: str, **kwargs: Any) -> RunResult:
+        """Blocking twin of :meth:`arun` (refuses inside a running event loop)."""
+        return run_sync(self.arun(task, **kwargs), name="run")
+
+    def stream(self, task: str, **kwargs: Any) -> Iterator[AgentEvent]:
+        """Blocking twin of :meth:`astream`."""
+        return iterate_sync(self.astream(task, **kwargs), name="stream")
+
+    def resume(self, thread_id: str, **kwargs: Any) -> RunResult:
+        """Blocking twin of :meth:`aresume`."""
+        return run_sync(self.aresume(thread_id, **kwargs), name="resume")
+
+    def approve(self, thread_id: str, *, plan: PlanInput | None = None) -> RunResult:
+        """Blocking twin of :meth:`aapprove`."""
+        return run_sync(self.aapprove(thread_id, plan=plan), name="approve")
+
+    def reject(self, thread_id: str, reason: str = "") -> RunResult:
+        """Blocking twin of :meth:`areject`."""
+        return run_sync(self.areject(thread_id, reason), name="reject")
+
+    def result(self, thread_id: str) -> RunResult:
+        """Blocking twin of :meth:`aresult`."""
+        return run_sync(self.aresult(thread_id), name="result")
+
+
+_FINISHED = object()
+
+
+def _status(values: Mapping[str, Any], snapshot: Any) -> RunStatus:
+    if values.get("approval") == "rejected":
+        return "rejected"
+    if snapshot.interrupts or "approve" in (snapshot.next or ()):
+        return "awaiting_approval"
+    if snapshot.next or values.get("final") is None:
+        return "incomplete"
+    records = values.get("results") or {}
+    plan_ids = [s.get("id") for s in values.get("plan") or []]
+    states = [records.get(i, {}).get("status") for i in plan_ids]
+    if states and all(s == "done" for s in states):
+        return "completed"
+    if any(s == "done" for s in states):
+        return "partial"
+    return "failed"

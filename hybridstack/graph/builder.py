@@ -1,0 +1,937 @@
+"""Build the agent graph: plan → preflight → (approve) → dispatch ⇄ workers → (review) → synthesize.
+
+:func:`build_agent_graph` returns an *uncompiled* LangGraph ``StateGraph`` so callers
+can add nodes and pick their own checkpointer; :class:`hybridstack.graph.Agent`
+compiles it with a SQLite checkpointer and drives it.
+
+How a run moves:
+
+* ``plan`` makes (or takes) the plan; subtasks inherit the run's data class.
+* ``preflight`` asks the router for every subtask's route before anything is sent: an
+  unroutable subtask fails the run here, naming the subtask, skill and data class. It
+  also carries data classes along dependency edges, so a subtask that reads a stricter
+  subtask's output runs under the stricter class.
+* ``approve`` (optional) pauses with ``interrupt`` for a human to approve, edit or
+  reject the plan.
+* ``dispatch`` sends every subtask whose dependencies are done to a ``worker`` with
+  ``Send`` (one wave runs in parallel), marks subtasks behind a failed dependency as
+  skipped, and moves on when nothing is left.
+* ``worker`` calls the stack for one subtask. A failure after every fail-over becomes a
+  failed record (a serialisable summary of the exception group), not a crashed run.
+* ``review`` (optional) has a second family check code subtasks and ``compile()``
+  Python blocks; a failed review buys one revision on another family.
+* ``synthesize`` combines the outputs in the language of the task.
+
+Each worker's result is written to the checkpoint when the worker finishes, so a run
+killed mid-wave resumes with only the unfinished subtasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import weakref
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.config import get_stream_writer
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Command, Send, interrupt
+
+from hybridstack.errors import ConfigurationError, HybridStackError, NoRouteError
+from hybridstack.graph.events import (
+    FinalAnswer,
+    PlanMade,
+    ReviewDone,
+    RouteChosen,
+    StreamResumedElsewhere,
+    SubtaskDone,
+    SubtaskFailed,
+    SubtaskSkipped,
+    SubtaskStarted,
+    TokenDelta,
+    execution_event_dict,
+    from_execution_event,
+)
+from hybridstack.graph.planner import Planner, call_record, resolve_planner
+from hybridstack.graph.review import review_code
+from hybridstack.graph.state import (
+    AgentState,
+    SubtaskRecord,
+    WorkerInput,
+    summarize_error,
+    utcnow,
+)
+from hybridstack.graph.subtasks import (
+    EmptyTaskError,
+    GraphError,
+    PlanValidationError,
+    Subtask,
+    TaskPlan,
+    UnroutableSubtaskError,
+)
+
+__all__ = [
+    "CONFIG_STREAM_TOKENS",
+    "build_agent_graph",
+    "check_routes",
+    "effective_data_classes",
+    "worker_messages",
+]
+
+#: ``config["configurable"]`` key: workers stream tokens (``stack.stream``) when true.
+CONFIG_STREAM_TOKENS = "hybridstack_stream_tokens"
+
+_LANGUAGE_NAMES = {
+    "en": "English",
+    "zh": "Chinese",
+    "ja": "Japanese",
+    "ko": "Korean",
+    "fr": "French",
+    "de": "German",
+    "es": "Spanish",
+    "pt": "Portuguese",
+    "it": "Italian",
+    "nl": "Dutch",
+    "ru": "Russian",
+    "uk": "Ukrainian",
+    "ar": "Arabic",
+    "fa": "Persian",
+    "hi": "Hindi",
+    "th": "Thai",
+    "vi": "Vietnamese",
+    "id": "Indonesian",
+    "ms": "Malay",
+    "tr": "Turkish",
+    "pl": "Polish",
+    "sv": "Swedish",
+    "he": "Hebrew",
+    "el": "Greek",
+}
+
+
+# --- prompts --------------------------------------------------------------------------
+
+_WORKER_SYSTEM = (
+    "You are one specialist in a team of models working on a larger task. Do only your "
+    "subtask, completely and concisely; other specialists handle the rest and a final "
+    "step combines the results."
+)
+
+
+def worker_messages(task: str, subtask: Subtask, inputs: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The prompt for one subtask: the overall task for context, the subtask, its inputs."""
+    parts = [
+        f"Overall task (for context):\n{task}",
+        f"Your subtask ({subtask.id}):\n{subtask.instruction}",
+    ]
+    if inputs:
+        blocks = "\n\n".join(f"### Output of {dep}\n{text}" for dep, text in inputs.items())
+        parts.append(f"Results of the subtasks yours depends on:\n\n{blocks}")
+    if subtask.output_schema is not None:
+        parts.append("Reply with JSON only, matching the requested schema.")
+    return [
+        {"role": "system", "content": _WORKER_SYSTEM},
+        {"role": "user", "content": "\n\n".join(parts)},
+    ]
+
+
+def _synthesis_messages(
+    task: str, language: str, records: Sequence[tuple[Subtask, Mapping[str, Any]]]
+) -> list[dict[str, Any]]:
+    blocks = []
+    for subtask, record in records:
+        head = f"### {subtask.id}: {subtask.instruction}"
+        if record.get("status") == "done":
+            blocks.append(f"{head}\n{record.get('output', '')}")
+        elif record.get("status") == "failed":
+            blocks.append(f"{head}\n(this subtask failed; say what is missing)")
+        else:
+            blocks.append(f"{head}\n(skipped: {record.get('skip_reason', '')})")
+    system = (
+        "You combine the work of several specialist models into one final answer for the "
+        f"user. Answer in {language}, the language of the user's task. Keep code blocks "
+        "intact. Do not mention the specialists or the subtasks."
+    )
+    user = f"The user's task:\n{task}\n\nResults of the subtasks:\n\n" + "\n\n".join(blocks)
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+# --- routing checks ---------------------------------------------------------------------
+
+
+def _allowed_jurisdictions(stack: Any, data_class: str) -> frozenset[str] | None:
+    """The jurisdictions a data class may go to (None = any), from the stack's rules."""
+    router = getattr(stack, "router", None)
+    for attr in ("data_classes", "data_class_rules", "rules"):
+        rules = getattr(router, attr, None)
+        if rules is not None and hasattr(rules, "allowed"):
+            return rules.allowed(data_class)
+    plan = stack.route("data class probe", skill="general", data_class=data_class)
+    allowed = getattr(plan, "allowed_jurisdictions", None)
+    return None if allowed is None else frozenset(allowed)
+
+
+def strictest_data_class(stack: Any, classes: Sequence[str]) -> str | None:
+    """The class whose allowed jurisdictions fit inside every other's; None if none does."""
+    unique = list(dict.fromkeys(classes))
+    if len(unique) <= 1:
+        return unique[0] if unique else None
+    allowed = {c: _allowed_jurisdictions(stack, c) for c in unique}
+
+    def within(a: frozenset[str] | None, b: frozenset[str] | None) -> bool:
+        return b is None or (a is not None and a <= b)
+
+    for name in unique:
+        if all(within(allowed[name], allowed[other]) for other in unique):
+            return name
+    return None
+
+
+def effective_data_classes(stack: Any, plan: TaskPlan) -> tuple[TaskPlan, list[str]]:
+    """Carry data classes along dependency edges: a subtask that reads a stricter output
+    runs under the stricter class. Raises PlanValidationError when two classes share no
+    jurisdiction (the data could go nowhere legally)."""
+    by_id = {s.id: s for s in plan}
+    resolved: dict[str, str] = {}
+    notes: list[str] = []
+    for wave in plan.waves():
+        for sid in wave:
+            s = by_id[sid]
+            own = s.data_class or "public"
+            classes = [own, *(resolved[d] for d in s.depends_on)]
+            best = strictest_data_class(stack, classes)
+            if best is None:
+                raise PlanValidationError(
+                    f"subtask {sid!r} (data class {own!r}) depends on outputs of data classes "
+                    f"{sorted(set(classes) - {own})} with no jurisdiction allowed for all of "
+                    "them; split the plan or change a data class",
+                    problems=[f"data class conflict at {sid!r}"],
+                )
+            if best != own:
+                notes.append(f"subtask {sid!r} runs as {best!r} (it reads {best!r} outputs)")
+            resolved[sid] = best
+    if not notes:
+        return plan, notes
+    return TaskPlan.model_construct(
+        subtasks=tuple(s.model_copy(update={"data_class": resolved[s.id]}) for s in plan)
+    ), notes
+
+
+def check_routes(stack: Any, plan: TaskPlan, task: str) -> dict[str, dict[str, Any]]:
+    """Every subtask's planned route, or :class:`UnroutableSubtaskError` for the first
+    subtask whose skill has no allowed deployment under its data class."""
+    routes: dict[str, dict[str, Any]] = {}
+    for s in plan:
+        data_class = s.data_class or "public"
+        try:
+            route = stack.route(
+                worker_messages(task, s, {}), skill=s.skill, data_class=data_class, model=s.model
+            )
+        except NoRouteError as error:
+            raise UnroutableSubtaskError(
+                subtask_id=s.id, skill=s.skill, data_class=data_class, cause=error
+            ) from error
+        candidates = list(getattr(route, "candidates", ()) or ())
+        if not candidates:
+            raise UnroutableSubtaskError(subtask_id=s.id, skill=s.skill, data_class=data_class)
+        first = candidates[0]
+        deployment = first.deployment
+        routes[s.id] = {
+            "deployment": deployment.id,
+            "jurisdiction": getattr(deployment, "jurisdiction", ""),
+            "candidates": [c.deployment.id for c in candidates],
+            "reasons": [str(r) for r in getattr(first, "reasons", ()) or ()],
+            "excluded": {str(k): str(v) for k, v in (getattr(route, "excluded", {}) or {}).items()},
+        }
+    return routes
+
+
+# --- the nodes --------------------------------------------------------------------------
+
+
+class _Nodes:
+    """The graph's node functions, closed over the stack and the run's settings."""
+
+    def __init__(
+        self,
+        stack: Any,
+        *,
+        planner: Planner,
+        review: bool,
+        require_approval: bool,
+        max_concurrency: int,
+        stream_tokens: bool | None,
+        synthesize_single: bool,
+        error_sink: MutableMapping[str, dict[str, BaseException]] | None = None,
+    ) -> None:
+        self.stack = stack
+        #: run id -> subtask id -> the exception (group) itself, for in-process callers;
+        #: the checkpoint keeps only the serialisable summary.
+        self.error_sink = error_sink
+        self.planner = planner
+        self.review_enabled = review
+        self.require_approval = require_approval
+        self.max_concurrency = max_concurrency
+        self.stream_tokens = stream_tokens
+        self.synthesize_single = synthesize_single
+        # Per event loop, per run: a semaphore around stack calls. Keyed by loop because
+        # asyncio primitives are bound to the loop they first wait on.
+        self._semaphores: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[str, asyncio.Semaphore]
+        ]
+        self._semaphores = weakref.WeakKeyDictionary()
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def _semaphore(self, run_id: str, limit: int) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        per_loop = self._semaphores.setdefault(loop, {})
+        sem = per_loop.get(run_id)
+        if sem is None:
+            sem = per_loop[run_id] = asyncio.Semaphore(max(1, limit))
+        return sem
+
+    def _release_run(self, run_id: str) -> None:
+        try:
+            self._semaphores.get(asyncio.get_running_loop(), {}).pop(run_id, None)
+        except RuntimeError:
+            pass
+
+    def _streaming(self, config: RunnableConfig | None) -> bool:
+        if self.stream_tokens is not None:
+            return self.stream_tokens
+        return bool(((config or {}).get("configurable") or {}).get(CONFIG_STREAM_TOKENS, False))
+
+    @staticmethod
+    def _plan_of(state: Mapping[str, Any]) -> TaskPlan:
+        return TaskPlan.model_construct(
+            subtasks=tuple(Subtask.model_validate(s) for s in state.get("plan") or [])
+        )
+
+    @staticmethod
+    def _dump_plan(plan: TaskPlan) -> list[dict[str, Any]]:
+        return [s.model_dump(mode="json") for s in plan]
+
+    def _on_event(
+        self,
+        writer: Callable[[Any], None],
+        subtask_id: str | None,
+        stage: Any,
+        sink: list[dict[str, Any]] | None = None,
+    ) -> Callable[[Any], None]:
+        def on_event(event: Any) -> None:
+            if sink is not None:
+                sink.append(execution_event_dict(event))
+            typed = from_execution_event(event, subtask_id=subtask_id, stage=stage)
+            if typed is not None:
+                writer(typed)
+
+        return on_event
+
+    async def _call(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        writer: Callable[[Any], None],
+        stream: bool,
+        subtask_id: str | None,
+        stage: Any,
+        sink: list[dict[str, Any]] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """One stack call, streamed (tokens surfaced as TokenDelta) or not."""
+        on_event = self._on_event(writer, subtask_id, stage, sink)
+        if not stream:
+            return await self.stack.complete(messages, on_event=on_event, **kwargs)
+        response = None
+        async for event in self.stack.stream(messages, on_event=on_event, **kwargs):
+            kind = getattr(event, "type", None)
+            if kind == "text":
+                writer(TokenDelta(subtask_id=subtask_id, stage=stage, text=event.text))
+            elif kind == "resumed":
+                writer(
+                    StreamResumedElsewhere(
+                        subtask_id=subtask_id,
+                        stage=stage,
+                        deployment=event.from_deployment,
+                        to_deployment=event.to_deployment,
+                        message=event.reason,
+                    )
+                )
+                if sink is not None:
+                    sink.append(
+                        {
+                            "kind": "resumed",
+                            "deployment": event.from_deployment,
+                            "to_deployment": event.to_deployment,
+                            "message": event.reason,
+                        }
+                    )
+            elif kind == "finish":
+                response = event.response
+        if response is None:  # a stream must end with FinishEvent; treat otherwise as a bug
+            raise GraphError("the stack's stream ended without a finish event")
+        return response
+
+    # --- plan ---------------------------------------------------------------------------
+
+    async def plan(self, state: AgentState, config: RunnableConfig) -> dict[str, Any]:
+        task = (state.get("task") or "").strip()
+        if not task:
+            raise EmptyTaskError("the task is empty: give the agent something to do")
+        data_class = state.get("data_class") or "public"
+        run_id = state.get("run_id")
+        writer = get_stream_writer()
+        calls: list[dict[str, Any]] = []
+        user_plan = state.get("user_plan")
+        if user_plan:
+            plan = TaskPlan.parse(user_plan)
+            planner, notes = "user", ["plan supplied by the caller"]
+        else:
+            result = await self.planner.plan(
+                task,
+                stack=self.stack,
+                data_class=data_class,
+                run_id=run_id,
+                on_event=self._on_event(writer, None, "plan"),
+            )
+            plan, planner, notes, calls = result.plan, result.planner, result.notes, result.calls
+        plan = plan.with_data_class(data_class)
+        writer(PlanMade(subtasks=list(plan), planner=planner, notes=notes, waves=plan.waves()))
+        return {
+            "plan": self._dump_plan(plan),
+            "planner": planner,
+            "plan_notes": notes,
+            "calls": calls,
+        }
+
+    # --- preflight ----------------------------------------------------------------------
+
+    def preflight(self, state: AgentState) -> dict[str, Any]:
+        plan, notes = effective_data_classes(self.stack, self._plan_of(state))
+        routes = check_routes(self.stack, plan, state.get("task", ""))
+        writer = get_stream_writer()
+        for s in plan:
+            self._emit_route(writer, s, routes[s.id])
+        update: dict[str, Any] = {"routes": routes}
+        if notes:
+            update["plan"] = self._dump_plan(plan)
+            update["plan_notes"] = notes
+        return update
+
+    @staticmethod
+    def _emit_route(writer: Callable[[Any], None], s: Subtask, route: Mapping[str, Any]) -> None:
+        writer(
+            RouteChosen(
+                subtask_id=s.id,
+                skill=s.skill,
+                data_class=s.data_class or "public",
+                deployment=route["deployment"],
+                jurisdiction=route.get("jurisdiction", ""),
+                candidates=list(route.get("candidates", [])),
+                reasons=list(route.get("reasons", [])),
+                excluded=dict(route.get("excluded", {})),
+            )
+        )
+
+    # --- approve ------------------------------------------------------------------------
+
+    def approve(self, state: AgentState) -> Command[Any]:
+        answer = interrupt(
+            {
+                "kind": "plan_approval",
+                "task": state.get("task", ""),
+                "plan": state.get("plan", []),
+                "routes": state.get("routes", {}),
+                "how": "resume with {'action': 'approve'}, {'action': 'edit', 'plan': [...]} "
+                "or {'action': 'reject', 'reason': '...'}",
+            }
+        )
+        action, payload = parse_approval(answer)
+        if action == "reject":
+            reason = str(payload or "rejected at approval")
+            return Command(
+                goto=END,
+                update={
+                    "approval": "rejected",
+                    "plan_notes": [f"plan rejected: {reason}"],
+                    "final": {"text": "", "rejected": True, "reason": reason},
+                },
+            )
+        if action == "edit":
+            data_class = state.get("data_class") or "public"
+            plan = TaskPlan.parse(payload).with_data_class(data_class)
+            plan, notes = effective_data_classes(self.stack, plan)
+            routes = check_routes(self.stack, plan, state.get("task", ""))
+            writer = get_stream_writer()
+            writer(PlanMade(subtasks=list(plan), planner="edited", notes=notes, waves=plan.waves()))
+            for s in plan:
+                self._emit_route(writer, s, routes[s.id])
+            return Command(
+                goto="dispatch",
+                update={
+                    "plan": self._dump_plan(plan),
+                    "planner": "edited",
+                    "approval": "edited",
+                    "routes": routes,
+                    "plan_notes": ["plan edited at approval", *notes],
+                },
+            )
+        return Command(goto="dispatch", update={"approval": "approved"})
+
+    # --- dispatch -----------------------------------------------------------------------
+
+    def dispatch(self, state: AgentState) -> Command[Any]:
+        plan = self._plan_of(state)
+        results = dict(state.get("results") or {})
+        status = {sid: rec.get("status") for sid, rec in results.items()}
+        writer = get_stream_writer()
+        skipped: dict[str, dict[str, Any]] = {}
+        changed = True
+        while changed:  # skipping one subtask can block its own dependants
+            changed = False
+            for s in plan:
+                if s.id in status:
+                    continue
+                blockers = [d for d in s.depends_on if status.get(d) in ("failed", "skipped")]
+                if not blockers:
+                    continue
+                reason = "; ".join(f"dependency {d!r} {status[d]}" for d in blockers)
+                record = SubtaskRecord(
+                    id=s.id,
+                    status="skipped",
+                    skill=s.skill,
+                    data_class=s.data_class or "public",
+                    skip_reason=reason,
+                    blocked_by=blockers,
+                    finished_at=utcnow(),
+                )
+                skipped[s.id] = record.to_state()
+                status[s.id] = "skipped"
+                changed = True
+                writer(SubtaskSkipped(subtask_id=s.id, reason=reason, blocked_by=blockers))
+        update: dict[str, Any] = {"results": skipped} if skipped else {}
+        ready = [
+            s
+            for s in plan
+            if s.id not in status and all(status.get(d) == "done" for d in s.depends_on)
+        ]
+        if ready:
+            limit = int(state.get("max_concurrency") or self.max_concurrency)
+            sends = [
+                Send(
+                    "worker",
+                    WorkerInput(
+                        subtask=s.model_dump(mode="json"),
+                        inputs={d: str(results[d].get("output", "")) for d in s.depends_on},
+                        task=state.get("task", ""),
+                        run_id=state.get("run_id") or "",
+                        max_concurrency=limit,
+                    ),
+                )
+                for s in ready
+            ]
+            return Command(update=update or None, goto=sends)
+        pending = [s.id for s in plan if s.id not in status]
+        if pending:  # cannot happen for a validated DAG; fail loudly rather than hang
+            raise GraphError(f"subtasks {pending} can never run (dependency bookkeeping error)")
+        wants_review = self.review_enabled and any(
+            s.skill == "code" and status.get(s.id) == "done" for s in plan
+        )
+        return Command(update=update or None, goto="review" if wants_review else "synthesize")
+
+    # --- worker -------------------------------------------------------------------------
+
+    async def worker(self, state: WorkerInput, config: RunnableConfig) -> dict[str, Any]:
+        subtask = Subtask.model_validate(state["subtask"])
+        data_class = subtask.data_class or "public"
+        run_id = state.get("run_id") or None
+        writer = get_stream_writer()
+        writer(
+            SubtaskStarted(
+                subtask_id=subtask.id,
+                skill=subtask.skill,
+                data_class=data_class,
+                depends_on=list(subtask.depends_on),
+            )
+        )
+        messages = worker_messages(state["task"], subtask, state.get("inputs") or {})
+        events: list[dict[str, Any]] = []
+        started_at = utcnow()
+        began = time.perf_counter()
+        stream = self._streaming(config) and subtask.output_schema is None
+        semaphore = self._semaphore(
+            run_id or "", int(state.get("max_concurrency") or self.max_concurrency)
+        )
+        try:
+            async with semaphore:
+                response = await self._call(
+                    messages,
+                    writer=writer,
+                    stream=stream,
+                    subtask_id=subtask.id,
+                    stage="work",
+                    sink=events,
+                    skill=subtask.skill,
+                    data_class=data_class,
+                    response_schema=subtask.output_schema,
+                    model=subtask.model,
+                    run_id=run_id,
+                    metadata={"subtask": subtask.id, "stage": "work"},
+                )
+        except HybridStackError as error:
+            # Failed after every fail-over: record it and let the run go on where the
+            # dependants allow. The exception itself stays here; the state keeps a summary.
+            summary = summarize_error(error)
+            if self.error_sink is not None:
+                self.error_sink.setdefault(run_id or "", {})[subtask.id] = error
+            record = SubtaskRecord(
+                id=subtask.id,
+                status="failed",
+                skill=subtask.skill,
+                data_class=data_class,
+                error=summary,
+                events=events,
+                route_taken=_route_taken(events, None),
+                call_id=_call_id(events),
+                latency_s=time.perf_counter() - began,
+                started_at=started_at,
+                finished_at=utcnow(),
+            )
+            writer(SubtaskFailed(subtask_id=subtask.id, error=summary))
+            return {"results": {subtask.id: record.to_state()}}
+        data = None
+        if subtask.output_schema is not None:
+            try:
+                data = json.loads(response.text)
+            except ValueError:
+                events.append({"kind": "output_not_json", "message": "output is not valid JSON"})
+        record = _done_record(
+            subtask, data_class, response, events, data, started_at, time.perf_counter() - began
+        )
+        writer(
+            SubtaskDone(
+                subtask_id=subtask.id,
+                skill=subtask.skill,
+                deployment=record.deployment or "",
+                family=record.family or "",
+                region=record.region or "",
+                jurisdiction=record.jurisdiction or "",
+                attempts=record.attempts,
+                input_tokens=record.input_tokens,
+                output_tokens=record.output_tokens,
+                cost_usd=record.cost_usd,
+                latency_s=record.latency_s,
+                route_taken=record.route_taken,
+                output=record.output,
+            )
+        )
+        return {"results": {subtask.id: record.to_state()}}
+
+    # --- review -------------------------------------------------------------------------
+
+    async def review(self, state: AgentState, config: RunnableConfig) -> dict[str, Any]:
+        plan = self._plan_of(state)
+        results = state.get("results") or {}
+        writer = get_stream_writer()
+        run_id = state.get("run_id") or None
+        targets = [
+            s for s in plan if s.skill == "code" and results.get(s.id, {}).get("status") == "done"
+        ]
+        limit = int(state.get("max_concurrency") or self.max_concurrency)
+        semaphore = self._semaphore(run_id or "", limit)
+        calls: list[dict[str, Any]] = []
+
+        async def one(s: Subtask) -> tuple[str, dict[str, Any]]:
+            record = SubtaskRecord.model_validate(results[s.id])
+            async with semaphore:
+                review, revised, made = await review_code(
+                    self.stack,
+                    s,
+                    record,
+                    run_id=run_id,
+                    on_event=self._on_event(writer, s.id, "review"),
+                )
+            calls.extend(made)
+            update: dict[str, Any] = {"review": review}
+            # The revision replaces the output unless it compiles worse than the original
+            # (the original stays in review.original_output either way).
+            if revised is not None and len(review.revision_compile_errors) <= len(
+                review.compile_errors
+            ):
+                update["output"] = revised
+            writer(ReviewDone(subtask_id=s.id, review=review))
+            return s.id, record.model_copy(update=update).to_state()
+
+        pairs = await asyncio.gather(*(one(s) for s in targets))
+        return {"results": dict(pairs), "calls": calls}
+
+    @staticmethod
+    def _fallback_final(
+        writer: Callable[[Any], None],
+        language: str,
+        records: Sequence[tuple[Subtask, Mapping[str, Any]]],
+        why: str,
+    ) -> dict[str, Any]:
+        text = _combined_outputs(records)
+        writer(FinalAnswer(text=text, language=language))
+        return {"final": {"text": text, "language": language, "combined": False, "note": why}}
+
+    # --- synthesize ---------------------------------------------------------------------
+
+    async def synthesize(self, state: AgentState, config: RunnableConfig) -> dict[str, Any]:
+        from hybridstack.graph.classifier import detect_language, is_mostly_english
+
+        plan = self._plan_of(state)
+        results = state.get("results") or {}
+        task = state.get("task", "")
+        run_id = state.get("run_id") or None
+        writer = get_stream_writer()
+        code = detect_language(task)
+        english = is_mostly_english(task)
+        language = "English" if english else _LANGUAGE_NAMES.get(code, "the language of the task")
+        records = [(s, results.get(s.id, {})) for s in plan]
+        done = [(s, r) for s, r in records if r.get("status") == "done"]
+        self._release_run(run_id or "")
+        if not done:
+            final = {
+                "text": "",
+                "language": code,
+                "skill": None,
+                "deployment": None,
+                "note": "no subtask succeeded; nothing to synthesise",
+            }
+            writer(FinalAnswer(text="", language=code))
+            return {"final": final}
+        if len(plan) == 1 and not self.synthesize_single:
+            # One subtask already answered the whole task: another call would only
+            # paraphrase it at extra cost.
+            s, r = done[0]
+            final = {
+                "text": r.get("output", ""),
+                "language": code,
+                "skill": s.skill,
+                "deployment": r.get("deployment"),
+            }
+            writer(
+                FinalAnswer(
+                    text=str(r.get("output", "")),
+                    language=code,
+                    skill=s.skill,
+                    deployment=r.get("deployment"),
+                )
+            )
+            return {"final": final}
+        skill = "general" if english else "multilingual"
+        classes = [
+            state.get("data_class") or "public",
+            *(s.data_class or "public" for s, _ in done),
+        ]
+        data_class = strictest_data_class(self.stack, classes)
+        if data_class is None:
+            # Outputs whose data classes share no jurisdiction cannot go to one model
+            # together: fail closed and hand back the outputs side by side.
+            return self._fallback_final(
+                writer, code, records, "the outputs' data classes share no jurisdiction"
+            )
+        try:
+            response = await self._call(
+                _synthesis_messages(task, language, records),
+                writer=writer,
+                stream=self._streaming(config),
+                subtask_id=None,
+                stage="synthesize",
+                skill=skill,
+                data_class=data_class,
+                run_id=run_id,
+                metadata={"stage": "synthesize"},
+            )
+        except HybridStackError as error:
+            # The subtasks' work is done and paid for; a failed synthesis should not
+            # throw it away. Hand back the outputs and say why they were not combined.
+            update = self._fallback_final(
+                writer, code, records, f"synthesis failed: {summarize_error(error)}"
+            )
+            update["calls"] = [
+                {"stage": "synthesize", "ok": False, "error": str(summarize_error(error))}
+            ]
+            return update
+        final = {
+            "text": response.text,
+            "language": code,
+            "skill": skill,
+            "deployment": response.deployment,
+            "data_class": data_class,
+        }
+        writer(
+            FinalAnswer(
+                text=response.text, language=code, skill=skill, deployment=response.deployment
+            )
+        )
+        return {"final": final, "calls": [call_record("synthesize", response)]}
+
+
+def parse_approval(answer: Any) -> tuple[str, Any]:
+    """Normalise a resume value: ("approve", None) | ("edit", plan) | ("reject", reason)."""
+    if answer is None or answer is True:
+        return "approve", None
+    if answer is False:
+        return "reject", None
+    if isinstance(answer, str):
+        lowered = answer.strip().lower()
+        if lowered in ("approve", "approved", "yes", "ok", "y"):
+            return "approve", None
+        if lowered in ("reject", "rejected", "no", "n"):
+            return "reject", None
+        raise PlanValidationError(f"unknown approval answer {answer!r}; use 'approve' or 'reject'")
+    if isinstance(answer, TaskPlan | list):
+        return "edit", answer
+    if isinstance(answer, Mapping):
+        action = str(answer.get("action", "")).lower()
+        if action == "reject" or answer.get("approved") is False:
+            return "reject", answer.get("reason")
+        if "plan" in answer or action == "edit":
+            if answer.get("plan") is None:
+                raise PlanValidationError("an 'edit' answer needs a 'plan'")
+            return "edit", answer["plan"]
+        if action in ("approve", "") or answer.get("approved") is True:
+            return "approve", None
+    raise PlanValidationError(
+        f"unknown approval answer {answer!r}: resume with {{'action': 'approve'}}, "
+        "{'action': 'edit', 'plan': [...]} or {'action': 'reject', 'reason': '...'}"
+    )
+
+
+def _route_taken(events: Sequence[Mapping[str, Any]], answered_by: str | None) -> list[str]:
+    route: list[str] = []
+    for event in events:
+        if event.get("kind") in ("attempt_failed", "failover", "retry", "resumed"):
+            deployment = event.get("deployment")
+            if deployment and (not route or route[-1] != deployment):
+                route.append(deployment)
+    if answered_by and (not route or route[-1] != answered_by):
+        route.append(answered_by)
+    return route
+
+
+def _call_id(events: Sequence[Mapping[str, Any]]) -> str | None:
+    return next((e["call_id"] for e in events if e.get("call_id")), None)
+
+
+def _done_record(
+    subtask: Subtask,
+    data_class: str,
+    response: Any,
+    events: list[dict[str, Any]],
+    data: Any,
+    started_at: Any,
+    elapsed: float,
+) -> SubtaskRecord:
+    usage = response.usage
+    return SubtaskRecord(
+        id=subtask.id,
+        status="done",
+        skill=subtask.skill,
+        data_class=data_class,
+        output=response.text,
+        data=data,
+        deployment=response.deployment,
+        family=response.family or None,
+        model=response.model or None,
+        region=response.region or None,
+        jurisdiction=response.jurisdiction or None,
+        attempts=int(response.attempts or 1),
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cost_usd=float(response.cost_usd or 0.0),
+        latency_s=elapsed,
+        route_taken=_route_taken(events, response.deployment),
+        events=events,
+        request_id=response.request_id,
+        call_id=_call_id(events),
+        started_at=started_at,
+        finished_at=utcnow(),
+    )
+
+
+def _combined_outputs(records: Sequence[tuple[Subtask, Mapping[str, Any]]]) -> str:
+    parts = []
+    for subtask, record in records:
+        if record.get("status") == "done":
+            parts.append(f"## {subtask.id}: {subtask.instruction}\n\n{record.get('output', '')}")
+        else:
+            parts.append(f"## {subtask.id}: {subtask.instruction}\n\n({record.get('status')})")
+    return "\n\n".join(parts)
+
+
+# --- the builder ------------------------------------------------------------------------
+
+
+def build_agent_graph(
+    stack: Any,
+    *,
+    planner: Planner | str | None = None,
+    review: bool = False,
+    require_approval: bool = False,
+    max_concurrency: int = 4,
+    stream_tokens: bool | None = None,
+    synthesize_single: bool = False,
+    error_sink: MutableMapping[str, dict[str, BaseException]] | None = None,
+) -> StateGraph:
+    """The agent graph as an *uncompiled* ``StateGraph`` (compile it with a checkpointer).
+
+    Args:
+        stack: a :class:`hybridstack.Stack` (or anything with its ``complete``, ``stream``
+            and ``route`` methods).
+        planner: a :class:`Planner`, ``"llm"`` (default: LLM with heuristic fall-back)
+            or ``"heuristic"``. A plan in the input (``user_plan``) skips the planner.
+        review: review code subtasks with a second family (and ``compile()`` Python).
+        require_approval: pause for plan approval before dispatch (needs a checkpointer).
+        max_concurrency: stack calls in flight at once per run (the input's
+            ``max_concurrency`` overrides it per run).
+        stream_tokens: workers use ``stack.stream`` (True), ``stack.complete`` (False),
+            or decide per run from ``config["configurable"]["hybridstack_stream_tokens"]``.
+        synthesize_single: also run synthesis when the plan has one subtask.
+        error_sink: receives each failed subtask's exception (``{run_id: {subtask_id:
+            exc}}``) in this process; the state keeps a serialisable summary either way.
+
+    Input: ``{"task": str, "data_class": str, "run_id": str, "user_plan": [...] | None,
+    "max_concurrency": int}``. Output: the :class:`AgentState` (``final["text"]`` is the answer).
+    """
+    if max_concurrency < 1:
+        raise ConfigurationError("max_concurrency must be at least 1")
+    nodes = _Nodes(
+        stack,
+        planner=resolve_planner(planner),
+        review=review,
+        require_approval=require_approval,
+        max_concurrency=max_concurrency,
+        stream_tokens=stream_tokens,
+        synthesize_single=synthesize_single,
+        error_sink=error_sink,
+    )
+    builder: StateGraph = StateGraph(AgentState)
+    builder.add_node("plan", nodes.plan)
+    builder.add_node("preflight", nodes.preflight)
+    dispatch_targets: tuple[str, ...] = (
+        ("worker", "review", "synthesize") if review else ("worker", "synthesize")
+    )
+    builder.add_node("dispatch", nodes.dispatch, destinations=dispatch_targets)
+    builder.add_node("worker", nodes.worker, input_schema=WorkerInput)
+    builder.add_node("synthesize", nodes.synthesize)
+    builder.add_edge(START, "plan")
+    builder.add_edge("plan", "preflight")
+    if require_approval:
+        builder.add_node("approve", nodes.approve, destinations=("dispatch", END))
+        builder.add_edge("preflight", "approve")
+    else:
+        builder.add_edge("preflight", "dispatch")
+    builder.add_edge("worker", "dispatch")
+    if review:
+        builder.add_node("review", nodes.review)
+        builder.add_edge("review", "synthesize")
+    builder.add_edge("synthesize", END)
+    return builder
