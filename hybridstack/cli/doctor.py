@@ -1,0 +1,194 @@
+"""``hybridstack doctor``: keys set (never their values), reachability, key/region pitfalls.
+
+Checks, in order:
+
+1. which API-key variables the catalog's enabled deployments need, and whether each is set;
+2. DashScope keys reused across regions (keys are regional: a Beijing key on the
+   international host gets 401 InvalidApiKey) and, when probing, 401s from DashScope;
+3. retired model names: enabled deployments marked retired, and retired names used in the
+   skill table;
+4. reachability of each distinct endpoint (an HTTP request with a short timeout; any HTTP
+   answer counts as reachable, a 401 with a key set is reported as a key problem).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from hybridstack.catalog import Catalog, Deployment
+
+DASHSCOPE_KEY_VARIABLES = (
+    "DASHSCOPE_API_KEY",
+    "DASHSCOPE_INTL_API_KEY",
+    "DASHSCOPE_US_API_KEY",
+    "DASHSCOPE_EU_API_KEY",
+)
+
+
+@dataclass
+class DoctorReport:
+    keys: dict[str, dict[str, Any]] = field(default_factory=dict)
+    endpoints: list[dict[str, Any]] = field(default_factory=list)
+    retired: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "keys": self.keys,
+            "endpoints": self.endpoints,
+            "retired": self.retired,
+            "problems": self.problems,
+            "notes": self.notes,
+            "ok": not self.problems,
+        }
+
+    def print(self, console: Any) -> None:
+        from rich.table import Table
+
+        keys = Table(title="API-key variables (values are never shown)")
+        for column in ("variable", "set", "deployments"):
+            keys.add_column(column)
+        for name, info in sorted(self.keys.items()):
+            keys.add_row(
+                name,
+                "yes" if info["set"] else "no",
+                ", ".join(info["deployments"][:4]) + (" …" if len(info["deployments"]) > 4 else ""),
+            )
+        console.print(keys)
+        if self.endpoints:
+            table = Table(title="Endpoints")
+            for column in ("endpoint", "jurisdiction", "status", "detail"):
+                table.add_column(column)
+            for row in self.endpoints:
+                table.add_row(row["endpoint"], row["jurisdiction"], row["status"], row["detail"])
+            console.print(table)
+        for line in self.retired:
+            console.print(f"[yellow]retired:[/] {line}", markup=True)
+        for line in self.notes:
+            console.print(f"note: {line}", markup=False)
+        if self.problems:
+            console.print(f"[red]{len(self.problems)} problem(s):[/]")
+            for line in self.problems:
+                console.print(f"  - {line}", markup=False)
+        else:
+            console.print("[green]no problems found[/]")
+
+
+def run_doctor(
+    catalog: Catalog,
+    *,
+    skill_table: dict[str, list[str]] | None = None,
+    probe: bool = True,
+    timeout_s: float = 3.0,
+    environ: dict[str, str] | None = None,
+) -> DoctorReport:
+    env = dict(os.environ if environ is None else environ)
+    report = DoctorReport()
+    enabled = [d for d in catalog if d.enabled]
+
+    for deployment in enabled:
+        if deployment.api_key_env is None:
+            continue
+        info = report.keys.setdefault(
+            deployment.api_key_env,
+            {"set": bool(env.get(deployment.api_key_env)), "deployments": []},
+        )
+        info["deployments"].append(deployment.id)
+    if not any(info["set"] for info in report.keys.values()):
+        report.notes.append(
+            "no provider key is set: only LOCAL deployments and the offline emulator "
+            "(`hybridstack demo`, `hybridstack run --offline`) can answer"
+        )
+
+    # DashScope keys are bound to one region; the same value in two variables is a mistake.
+    seen: dict[str, str] = {}
+    for name in DASHSCOPE_KEY_VARIABLES:
+        value = env.get(name)
+        if not value:
+            continue
+        if value in seen:
+            report.problems.append(
+                f"{name} holds the same key as {seen[value]}: DashScope keys are regional "
+                "(a Beijing key on the international host gets 401 InvalidApiKey); create one "
+                "key per region"
+            )
+        seen.setdefault(value, name)
+
+    for deployment in enabled:
+        if deployment.retired:
+            report.retired.append(
+                f"{deployment.id}: the host no longer serves {deployment.model!r}; "
+                "disable it or point it at a current model"
+            )
+    for skill, refs in (skill_table or {}).items():
+        for ref in refs:
+            name = ref.split("@", 1)[0].split(":", 1)[-1]
+            retired = getattr(catalog, "retired", {}) or {}
+            if name in retired:
+                entry = retired[name]
+                replacement = getattr(entry, "replacement", None)
+                report.problems.append(
+                    f"skill table [{skill}] uses retired name {ref!r}"
+                    + (f"; use {replacement!r}" if replacement else "")
+                )
+    # Retired catalog entries are warnings (already disabled or flagged), not problems.
+
+    if probe:
+        report.endpoints = asyncio.run(_probe_all(enabled, env, timeout_s))
+        for row in report.endpoints:
+            if row["status"] == "key rejected":
+                report.problems.append(f"{row['endpoint']}: {row['detail']}")
+    return report
+
+
+async def _probe_all(
+    deployments: list[Deployment], env: dict[str, str], timeout_s: float
+) -> list[dict[str, Any]]:
+    by_endpoint: dict[str, Deployment] = {}
+    for deployment in deployments:
+        by_endpoint.setdefault(deployment.base_url, deployment)
+    results = await asyncio.gather(
+        *(_probe(url, dep, env, timeout_s) for url, dep in by_endpoint.items())
+    )
+    return list(results)
+
+
+async def _probe(
+    url: str, deployment: Deployment, env: dict[str, str], timeout_s: float
+) -> dict[str, Any]:
+    import aiohttp
+
+    key = env.get(deployment.api_key_env or "", "") if deployment.api_key_env else ""
+    headers = {"Authorization": f"Bearer {key}", "x-api-key": key} if key else {}
+    probe_url = url + ("/models" if deployment.protocol == "openai" else "")
+    row = {
+        "endpoint": url,
+        "jurisdiction": deployment.jurisdiction,
+        "deployment": deployment.id,
+        "status": "unreachable",
+        "detail": "",
+    }
+    try:
+        timeout = aiohttp.ClientTimeout(total=timeout_s)
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.get(probe_url, headers=headers) as response,
+        ):
+            row["status"] = "reachable"
+            row["detail"] = f"HTTP {response.status}"
+            if response.status == 401 and key:
+                row["status"] = "key rejected"
+                hint = (
+                    f" (DashScope keys are regional: is this the key for {urlsplit(url).hostname}?)"
+                    if "dashscope" in url
+                    else ""
+                )
+                row["detail"] = f"HTTP 401 with {deployment.api_key_env} set{hint}"
+    except Exception as error:  # any failure to connect is "unreachable", with its kind
+        row["detail"] = type(error).__name__
+    return row
