@@ -59,17 +59,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the offline agent demo (simulated models, real fail-over)",
         description=(
             "Run the agent demo offline: a customer message in Indonesian asking for a code "
-            "fix and an explanation is planned, routed to DeepSeek, Qwen and Llama deployments "
-            "in CN, SG, US, EU and LOCAL on the built-in emulator, with one region failing. "
+            "fix and an explanation is planned and routed to DeepSeek and Qwen deployments "
+            "across CN, SG, US, EU and LOCAL on the built-in emulator, with one region down. "
             "Model text is simulated; routing, retries and fail-over are real."
         ),
     )
     demo.add_argument("--seed", type=int, default=7, help="routing seed (default: 7)")
     demo.add_argument(
-        "--fail-region",
-        default="ap-southeast-1",
-        metavar="REGION",
-        help="region whose deployments are down during the demo (default: ap-southeast-1)",
+        "--outage",
+        default="CN",
+        metavar="WHERE",
+        help="jurisdiction(s) or region(s), comma-separated, whose deployments are down "
+        "during the demo (default: CN)",
     )
     demo.add_argument("--no-progress", action="store_true", help="no live status display")
     _add_json(demo)

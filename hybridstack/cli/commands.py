@@ -18,6 +18,7 @@ from hybridstack.errors import (
     AllAttemptsFailedError,
     ConfigurationError,
     HybridStackError,
+    InvalidRequestError,
     NoRouteError,
     SovereigntyError,
 )
@@ -30,7 +31,8 @@ def dispatch(args: argparse.Namespace) -> int:
     except (NoRouteError, SovereigntyError) as error:
         _error(str(error))
         return EXIT_NO_ROUTE
-    except ConfigurationError as error:
+    except (ConfigurationError, InvalidRequestError, LookupError) as error:
+        # LookupError covers an unknown thread id on resume.
         _error(str(error))
         return EXIT_USAGE
     except AllAttemptsFailedError as error:
@@ -271,16 +273,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 # --- ledger ----------------------------------------------------------------------------------
 
 
-def default_ledger_path() -> str:
-    import os
-    from pathlib import Path
-
-    return str(Path(os.path.expanduser("~")) / ".hybridstack" / "ledger.sqlite")
-
-
 def cmd_ledger(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from hybridstack.cli.run import default_ledger_path
     from hybridstack.ledger import SQLiteLedger
 
     path = args.path
@@ -289,7 +285,7 @@ def cmd_ledger(args: argparse.Namespace) -> int:
         path = (
             str(config._relative(config.ledger.path))
             if config.ledger.path != "memory"
-            else default_ledger_path()
+            else str(default_ledger_path())
         )
     if not Path(path).is_file():
         raise ConfigurationError(
@@ -366,7 +362,21 @@ def cmd_ledger(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from hybridstack.cli.demo import main_demo
+
+    return main_demo(args, _console())
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from hybridstack.cli.run import main_run
+
+    return main_run(args, _console())
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "demo": cmd_demo,
+    "run": cmd_run,
     "doctor": cmd_doctor,
     "emulator": cmd_emulator,
     "ledger": cmd_ledger,

@@ -1,0 +1,121 @@
+"""``hybridstack run``: the agent on a task, with real providers or ``--offline``.
+
+Runs are durable: checkpoints go to a SQLite file, so ``--thread ID`` resumes a run that
+was interrupted (only unfinished subtasks are sent again). Attempts go to the SQLite
+ledger (``hybridstack ledger`` reads it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.panel import Panel
+
+from hybridstack.cli.agent_view import AgentView, jurisdiction_table, result_summary
+from hybridstack.errors import InvalidRequestError
+
+
+def default_checkpoint_path() -> Path:
+    return Path.home() / ".hybridstack" / "checkpoints.sqlite"
+
+
+def default_ledger_path() -> Path:
+    return Path.home() / ".hybridstack" / "ledger.sqlite"
+
+
+@contextlib.asynccontextmanager
+async def _stack(args: Any) -> AsyncIterator[Any]:
+    from hybridstack.config import load_config
+    from hybridstack.ledger import SQLiteLedger
+
+    config = load_config(args.config)
+    options = config.stack_options()
+    if args.policy:
+        options["policy"] = args.policy
+    if args.seed is not None:
+        options["seed"] = args.seed
+    ledger_path = (
+        config._relative(config.ledger.path)
+        if config.ledger.path != "memory"
+        else default_ledger_path()
+    )
+    options["ledger"] = SQLiteLedger(ledger_path)
+    catalog = config.build_catalog()
+    try:
+        if args.offline:
+            from hybridstack.testing import offline_stack
+
+            async with offline_stack(catalog, **options) as stack:
+                yield stack
+        else:
+            from hybridstack.stack import Stack
+
+            async with Stack(catalog, **options) as stack:
+                yield stack
+    finally:
+        options["ledger"].close()
+
+
+def _ask_approval(console: Console, thread_id: str) -> bool:
+    console.print(f"Dispatch this plan (thread {thread_id})? [y/N] ", end="")
+    try:
+        answer = sys.stdin.readline()
+    except (OSError, ValueError):
+        answer = ""
+    return answer.strip().lower() in ("y", "yes")
+
+
+async def run_agent(args: Any, console: Console) -> int:
+    from hybridstack.graph import Agent
+
+    if not args.task and not args.thread:
+        raise InvalidRequestError('give a TASK (hybridstack run "…") or --thread ID to resume one')
+    if args.task is not None and not args.task.strip():
+        raise InvalidRequestError("the task is empty: give the agent something to do")
+    checkpoints = checkpoint_path(args)
+    quiet = Console(quiet=True)
+    async with _stack(args) as stack:
+        agent = Agent(stack, require_approval=args.approve_plan, checkpoint_path=checkpoints)
+        view = AgentView(quiet if args.json else console, progress=not args.no_progress)
+        if args.task:
+            events = agent.astream(args.task, data_class=args.data_class, thread_id=args.thread)
+        else:
+            events = agent.astream_resume(args.thread)
+        result = await view.follow(events)
+        if result is not None and result.status == "awaiting_approval":
+            approved = _ask_approval(quiet if args.json else console, result.thread_id)
+            result = await view.follow(agent.astream_resume(result.thread_id, approve=approved))
+    if result is None:
+        console.print("the run produced no result")
+        return 1
+    if args.json:
+        summary = result_summary(result)
+        summary["offline"] = bool(args.offline)
+        print(json.dumps(summary, ensure_ascii=False, indent=2))
+    else:
+        title = "Final answer" + (" (simulated text: --offline)" if args.offline else "")
+        console.print(Panel(result.final_answer or f"(no answer: {result.status})", title=title))
+        console.print(jurisdiction_table(result))
+        console.print(
+            f"thread {result.thread_id} ({result.status}); resume or inspect with "
+            f"`hybridstack run --thread {result.thread_id}`; costs in `hybridstack ledger`",
+            markup=False,
+            highlight=False,
+        )
+    return 0 if result.status == "completed" else 1
+
+
+def checkpoint_path(args: Any) -> Path:
+    return Path(args.checkpoints).expanduser() if args.checkpoints else default_checkpoint_path()
+
+
+def main_run(args: Any, console: Console) -> int:
+    checkpoint_path(args).parent.mkdir(parents=True, exist_ok=True)
+    return asyncio.run(run_agent(args, console))
