@@ -8,6 +8,7 @@ misconfigured route fails at start-up rather than leaking data at call time.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import uuid
@@ -328,7 +329,7 @@ class Stack:
             constraints=constraints,
             stream=True,
         )
-        async for event in self.executor.stream(
+        events = self.executor.stream(
             plan,
             request,
             budget=budget or self.budget,
@@ -336,8 +337,12 @@ class Stack:
             run_id=run_id or self.run_id,
             on_event=on_event,
             redact=self._redactor,
-        ):
-            yield event
+        )
+        # aclosing: a caller that stops early gets its attempt recorded as cancelled now,
+        # not whenever the generator is garbage-collected.
+        async with contextlib.aclosing(events):
+            async for event in events:
+                yield event
 
     def complete_sync(self, messages: MessagesInput | ChatRequest, **kwargs: Any) -> ChatResponse:
         """Blocking twin of :meth:`complete` for scripts (refuses inside an event loop)."""

@@ -1,0 +1,108 @@
+"""ProviderPool: one Provider (one SDK client, one connection pool) per deployment.
+
+Clients are expensive to build and hold keep-alive connections, so the executor asks
+the pool for a deployment's provider on every attempt and the pool creates it once.
+``aclose()`` releases every client (call it before the event loop goes away: SDK
+clients are bound to the loop they first ran on).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+from hybridstack.catalog.models import Deployment
+
+if TYPE_CHECKING:
+    from hybridstack.providers.base import Provider
+
+__all__ = ["ProviderFactory", "ProviderPool"]
+
+logger = logging.getLogger("hybridstack.resilience")
+
+ProviderFactory = Callable[[Deployment], "Provider"]
+
+
+class ProviderPool:
+    """Caches one :class:`~hybridstack.providers.base.Provider` per deployment id.
+
+    Args:
+        factory: builds a provider for a deployment. Default:
+            :func:`hybridstack.providers.create_provider` with the key from ``api_keys``
+            (by deployment id or by environment-variable name) when given there.
+        api_keys: keys for the default factory; held privately, never printed.
+        timeout_s: per-request timeout for the default factory (default: the
+            deployment's ``timeout_s``).
+
+    A deployment whose definition changed (same id, different fields) gets a fresh
+    provider; the old one is closed by :meth:`aclose`.
+    """
+
+    def __init__(
+        self,
+        factory: ProviderFactory | None = None,
+        *,
+        api_keys: Mapping[str, str] | None = None,
+        timeout_s: float | None = None,
+    ) -> None:
+        self._factory = factory
+        self._api_keys = dict(api_keys or {})
+        self._timeout_s = timeout_s
+        self._providers: dict[str, Provider] = {}
+        self._retired: list[Provider] = []
+
+    def __repr__(self) -> str:
+        return f"ProviderPool(providers={sorted(self._providers)})"
+
+    def __len__(self) -> int:
+        return len(self._providers)
+
+    def __contains__(self, deployment: object) -> bool:
+        key = deployment.id if isinstance(deployment, Deployment) else deployment
+        return key in self._providers
+
+    def _create(self, deployment: Deployment) -> Provider:
+        if self._factory is not None:
+            return self._factory(deployment)
+        from hybridstack.providers import create_provider
+
+        key = self._api_keys.get(deployment.id)
+        if key is None and deployment.api_key_env is not None:
+            key = self._api_keys.get(deployment.api_key_env)
+        return create_provider(deployment, api_key=key, timeout_s=self._timeout_s)
+
+    def get(self, deployment: Deployment) -> Provider:
+        """The deployment's provider, created on first use (factory errors propagate)."""
+        provider = self._providers.get(deployment.id)
+        if provider is not None:
+            current = provider.deployment
+            if current is deployment or current == deployment:
+                return provider
+            self._retired.append(provider)
+        provider = self._create(deployment)
+        self._providers[deployment.id] = provider
+        return provider
+
+    def providers(self) -> dict[str, Provider]:
+        """The providers created so far, by deployment id."""
+        return dict(self._providers)
+
+    async def aclose(self) -> None:
+        """Close every provider's client; the pool can be used again afterwards."""
+        providers = [*self._providers.values(), *self._retired]
+        self._providers.clear()
+        self._retired.clear()
+        if not providers:
+            return
+        results = await asyncio.gather(*(p.aclose() for p in providers), return_exceptions=True)
+        for provider, result in zip(providers, results, strict=True):
+            if isinstance(result, BaseException):
+                logger.warning("closing %r failed: %s", provider, type(result).__name__)
+
+    async def __aenter__(self) -> ProviderPool:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

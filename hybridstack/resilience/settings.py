@@ -1,0 +1,195 @@
+"""Resilience settings: small frozen value types with explicit defaults.
+
+Like httpx's ``Timeout`` and ``Limits``, each is a plain immutable value: build one
+once, share it between stacks, compare and print it. Nothing here does I/O.
+
+* :class:`RetrySettings` — retries per deployment, backoff, Retry-After cap, and
+  whether a retry-here error fails over first (``prefer_failover``).
+* :class:`BreakerSettings` — circuit breakers per deployment and per quota scope.
+* :class:`Budget` — one call's deadline, attempt count and spend.
+* :class:`HedgeSettings` — opt-in hedged requests.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from tenacity import wait_exponential_jitter
+from tenacity.wait import wait_base
+
+__all__ = ["BreakerSettings", "Budget", "HedgeSettings", "RetrySettings"]
+
+
+class _RetryState:
+    """The one field of tenacity's ``RetryCallState`` its wait strategies read."""
+
+    __slots__ = ("attempt_number",)
+
+    def __init__(self, attempt_number: int) -> None:
+        self.attempt_number = attempt_number
+
+
+def _non_negative(name: str, value: float | None) -> None:
+    if value is not None and (not isinstance(value, int | float) or value < 0 or math.isnan(value)):
+        raise ValueError(f"{name} must be a non-negative number, not {value!r}")
+
+
+def _positive(name: str, value: float | None) -> None:
+    if value is not None and (
+        not isinstance(value, int | float) or value <= 0 or math.isnan(value)
+    ):
+        raise ValueError(f"{name} must be a positive number, not {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class RetrySettings:
+    """How the executor retries *retry-here* errors (429, 5xx, 529, timeouts, resets).
+
+    Args:
+        max_retries: retries per deployment after its first try (so at most
+            ``1 + max_retries`` requests to one deployment per call).
+        backoff_initial_s: first backoff step; the n-th retry waits about
+            ``backoff_initial_s * 2**(n-1)`` plus up to ``backoff_jitter_s`` of jitter,
+            never more than ``backoff_max_s`` (tenacity's ``wait_exponential_jitter``).
+        backoff_max_s: the largest backoff.
+        backoff_jitter_s: the random part added to each backoff.
+        retry_after_cap_s: the longest Retry-After the executor waits for. A longer
+            one makes it fail over at once, without waiting (the deployment's quota
+            scope still stays closed for the time the provider asked).
+        prefer_failover: on a retry-here error, go to the next healthy candidate at
+            once and come back to the failed one (after its backoff) only when the
+            rest of the plan is exhausted. ``False`` retries the same deployment first
+            (classic retry-then-fail-over).
+        wait: a custom tenacity wait strategy (anything called with a retry state
+            whose ``attempt_number`` is the 1-based retry number) instead of the
+            exponential-with-jitter default.
+    """
+
+    max_retries: int = 2
+    backoff_initial_s: float = 0.25
+    backoff_max_s: float = 8.0
+    backoff_jitter_s: float = 0.25
+    retry_after_cap_s: float = 10.0
+    prefer_failover: bool = True
+    wait: wait_base | None = field(default=None, compare=False)
+    _strategy: Any = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_retries, int) or self.max_retries < 0:
+            raise ValueError(
+                f"max_retries must be a non-negative integer, not {self.max_retries!r}"
+            )
+        _non_negative("backoff_initial_s", self.backoff_initial_s)
+        _non_negative("backoff_max_s", self.backoff_max_s)
+        _non_negative("backoff_jitter_s", self.backoff_jitter_s)
+        _non_negative("retry_after_cap_s", self.retry_after_cap_s)
+        strategy = self.wait
+        if strategy is None:
+            # Built once per settings object: the success path never touches tenacity.
+            strategy = wait_exponential_jitter(
+                multiplier=self.backoff_initial_s,
+                max=self.backoff_max_s,
+                jitter=self.backoff_jitter_s,
+            )
+        object.__setattr__(self, "_strategy", strategy)
+
+    def backoff(self, retry_number: int) -> float:
+        """Seconds to wait before the ``retry_number``-th retry (1-based) of one deployment."""
+        return max(0.0, float(self._strategy(_RetryState(max(1, retry_number)))))
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerSettings:
+    """Circuit breakers, one per deployment and one per quota scope.
+
+    Args:
+        failure_threshold: consecutive health failures (retry-here errors) that open a
+            deployment's breaker; for a quota scope, consecutive throttles (429s).
+        cooldown_s: how long a breaker stays open before letting one probe through.
+        cooldown_multiplier: a failed probe re-opens the breaker with the cool-down
+            multiplied by this ...
+        max_cooldown_s: ... up to this.
+        failover_cooldown_s: cool-down after a *fail-over* error (bad key, quota or
+            balance exhausted, retired model, region blocked): these do not heal in
+            seconds, so the breaker opens at once and for longer.
+        probe_timeout_s: a half-open probe that never reports back (its task was
+            lost) frees the probe slot after this long.
+    """
+
+    failure_threshold: int = 5
+    cooldown_s: float = 30.0
+    cooldown_multiplier: float = 2.0
+    max_cooldown_s: float = 300.0
+    failover_cooldown_s: float = 300.0
+    probe_timeout_s: float = 120.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.failure_threshold, int) or self.failure_threshold < 1:
+            raise ValueError(
+                f"failure_threshold must be a positive integer, not {self.failure_threshold!r}"
+            )
+        _non_negative("cooldown_s", self.cooldown_s)
+        _non_negative("max_cooldown_s", self.max_cooldown_s)
+        _non_negative("failover_cooldown_s", self.failover_cooldown_s)
+        _positive("probe_timeout_s", self.probe_timeout_s)
+        if self.cooldown_multiplier < 1:
+            raise ValueError(f"cooldown_multiplier must be >= 1, not {self.cooldown_multiplier!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """One call's limits: wall-clock deadline, network attempts, and spend.
+
+    Args:
+        deadline_s: seconds from the start of the call; each attempt runs under the
+            remaining time and no backoff sleeps past it. ``None``: no deadline.
+        max_attempts: network attempts across all deployments (hedges included;
+            deployments skipped without a request do not count). ``None``: no limit.
+        max_cost_usd: the priced cost of the call's attempts so far; an attempt whose
+            expected cost (the plan's estimate) would take the spend past this is not
+            started. ``None``: no limit.
+    """
+
+    deadline_s: float | None = 60.0
+    max_attempts: int | None = 6
+    max_cost_usd: float | None = None
+
+    def __post_init__(self) -> None:
+        _positive("deadline_s", self.deadline_s)
+        if self.max_attempts is not None and (
+            not isinstance(self.max_attempts, int) or self.max_attempts < 1
+        ):
+            raise ValueError(
+                f"max_attempts must be a positive integer or None, not {self.max_attempts!r}"
+            )
+        _non_negative("max_cost_usd", self.max_cost_usd)
+
+
+@dataclass(frozen=True, slots=True)
+class HedgeSettings:
+    """Hedged requests (opt-in): race a second deployment in another region when slow.
+
+    Args:
+        enabled: off by default (a hedge can double the spend of a slow call).
+        delay_s: start a hedge when the first attempt has not answered after this many
+            seconds. ``None``: use the deployment's measured p95 latency (never less than
+            ``min_delay_s``), or ``fallback_delay_s`` before anything was measured.
+        max_hedges: extra attempts per call racing the first one.
+        min_delay_s: floor of the measured-p95 delay.
+        fallback_delay_s: delay while a deployment has no latency measurements yet.
+    """
+
+    enabled: bool = False
+    delay_s: float | None = None
+    max_hedges: int = 1
+    min_delay_s: float = 0.05
+    fallback_delay_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        _non_negative("delay_s", self.delay_s)
+        _non_negative("min_delay_s", self.min_delay_s)
+        _non_negative("fallback_delay_s", self.fallback_delay_s)
+        if not isinstance(self.max_hedges, int) or self.max_hedges < 0:
+            raise ValueError(f"max_hedges must be a non-negative integer, not {self.max_hedges!r}")
