@@ -211,8 +211,11 @@ class Plan:
 
     # --- display -----------------------------------------------------------------------
 
-    def explain(self) -> str:
-        """A readable multi-line explanation (the CLI's ``route`` command prints it)."""
+    def explain(self, limit: int | None = None) -> str:
+        """A readable multi-line explanation (the CLI's ``route`` command prints it).
+
+        ``limit`` shows only the first candidates in detail (the rest are counted).
+        """
         allowed = (
             "any" if self.allowed_jurisdictions is None else ", ".join(self.allowed_jurisdictions)
         )
@@ -234,7 +237,8 @@ class Plan:
         lines.append(f"try in order ({len(self.candidates)}):")
         width = max((len(c.deployment.id) for c in self.candidates), default=0)
         digits = len(str(len(self.candidates)))
-        for i, c in enumerate(self.candidates, 1):
+        shown = self.candidates if limit is None else self.candidates[: max(limit, 0)]
+        for i, c in enumerate(shown, 1):
             d = c.deployment
             lines.append(
                 f"  {i:>{digits}}. {d.id:<{width}}  {d.region} ({d.jurisdiction})  "
@@ -242,6 +246,8 @@ class Plan:
                 + ("  [leaves home: redacted when redaction is on]" if c.leaves_home else "")
             )
             lines.extend(f"  {'':>{digits}}     - {r}" for r in c.reasons)
+        if len(shown) < len(self.candidates):
+            lines.append(f"  … and {len(self.candidates) - len(shown)} more fall-back(s)")
         if self.excluded:
             lines.append(f"excluded ({len(self.excluded)}):")
             lines.extend(f"  - {dep}: {why}" for dep, why in self.excluded.items())
