@@ -129,7 +129,7 @@ class Stack:
         self.router.validate()
         # The executor asks the redactor only for attempts that leave the data's home
         # jurisdiction (Candidate.leaves_home); routing owns the patterns.
-        self._redactor = _redact_for_deployment if redact_personal_data else False
+        self._redactor = _redact_for_deployment if redact_personal_data else None
         self._pool = ProviderPool(self._make_provider)
         self.executor = Executor(
             providers=self._pool,

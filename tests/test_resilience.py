@@ -42,6 +42,7 @@ from hybridstack.resilience import (
     RetrySettings,
 )
 from hybridstack.routing.plan import Candidate, Plan
+from hybridstack.routing.sovereignty import redact
 from hybridstack.testing.emulator import EmulatedDeployment, Emulator, EmulatorConfig
 from hybridstack.types import (
     ChatRequest,
@@ -971,7 +972,11 @@ async def test_redaction_applies_where_data_leaves_home(env: Env) -> None:
         candidates=(Candidate(env.dep["sg"], leaves_home=True),),
     )
     ex = env.executor()
-    await ex.execute(plan, request, call_id="c-red", redact=True, redactions={"name": 1})
+
+    def redactor(req: ChatRequest, deployment: object) -> tuple[ChatRequest, dict[str, int]]:
+        return redact(req)
+
+    await ex.execute(plan, request, call_id="c-red", redact=redactor, redactions={"name": 1})
     [attempt] = ex.ledger.attempts(call_id="c-red")
     assert attempt.redactions == {"name": 1, "email": 1}
     home = Plan(
@@ -980,6 +985,6 @@ async def test_redaction_applies_where_data_leaves_home(env: Env) -> None:
         policy="test",
         candidates=(Candidate(env.dep["sg"], leaves_home=False),),
     )
-    await ex.execute(home, request, call_id="c-home", redact=True)
+    await ex.execute(home, request, call_id="c-home", redact=redactor)
     [attempt] = ex.ledger.attempts(call_id="c-home")
     assert attempt.redactions == {}

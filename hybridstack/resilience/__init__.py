@@ -21,7 +21,6 @@ from hybridstack.resilience.executor import (
     ExecutionEvent,
     Executor,
     Redactor,
-    redact_personal_data,
 )
 from hybridstack.resilience.latency import LatencyTracker
 from hybridstack.resilience.pool import ProviderFactory, ProviderPool
@@ -44,5 +43,4 @@ __all__ = [
     "ProviderPool",
     "Redactor",
     "RetrySettings",
-    "redact_personal_data",
 ]

@@ -113,7 +113,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
@@ -140,7 +139,6 @@ from hybridstack.types import (
     ChatRequest,
     ChatResponse,
     FinishEvent,
-    Message,
     StreamEvent,
     StreamResumed,
     Usage,
@@ -157,7 +155,6 @@ __all__ = [
     "ExecutionEvent",
     "Executor",
     "Redactor",
-    "redact_personal_data",
 ]
 
 logger = logging.getLogger("hybridstack.resilience")
@@ -317,15 +314,16 @@ class Executor:
         run_id: str | None = None,
         on_event: Callable[[ExecutionEvent], None] | None = None,
         redactions: Mapping[str, int] | None = None,
-        redact: bool | Redactor = False,
+        redact: Redactor | None = None,
     ) -> ChatResponse:
         """Run ``plan`` for ``request``; the first good answer, priced for the whole call.
 
         Raises :class:`FatalError`, :class:`AllAttemptsFailedError`,
         :class:`BudgetExceededError` or :class:`NoRouteError` (an empty plan).
-        ``redactions`` is recorded on every attempt as given; ``redact`` (True or a
-        :data:`Redactor`) redacts personal data per attempt (see
-        :func:`redact_personal_data`).
+        ``redactions`` is recorded on every attempt as given; ``redact`` (a
+        :data:`Redactor`, e.g. one wrapping :func:`hybridstack.routing.redact`) rewrites
+        the request for attempts that leave the data's home jurisdiction, and its counts
+        are recorded on those attempts.
         """
         call = _Call(self, plan, request, budget, call_id, run_id, on_event, redactions, redact)
         call.start()
@@ -344,7 +342,7 @@ class Executor:
         run_id: str | None = None,
         on_event: Callable[[ExecutionEvent], None] | None = None,
         redactions: Mapping[str, int] | None = None,
-        redact: bool | Redactor = False,
+        redact: Redactor | None = None,
     ) -> AsyncIterator[StreamEvent]:
         """Stream ``plan``'s answer: an async iterator of stream events ending in a FinishEvent.
 
@@ -367,7 +365,7 @@ class _Call:
         run_id: str | None,
         on_event: Callable[[ExecutionEvent], None] | None,
         redactions: Mapping[str, int] | None,
-        redact: bool | Redactor,
+        redact: Redactor | None,
     ) -> None:
         self.ex = ex
         self.plan = plan
@@ -708,30 +706,26 @@ class _Call:
             raise _Skipped from exc
 
     def request_for(self, slot: _Slot) -> tuple[ChatRequest, dict[str, int] | None]:
-        """The request to send to ``slot`` and the redaction counts to record with it."""
+        """The request to send to ``slot`` and the redaction counts to record with it.
+
+        The redactor runs only for attempts that leave the data's home jurisdiction.
+        """
         redact = self.redact
-        if not redact:
+        if redact is None:
             return self.request, None
         dep = slot.dep
-        if redact is True:
-            if not _leaves_home(slot.cand, dep, self.plan, self.request):
-                return self.request, None
-            key = "builtin"
-        else:
-            key = dep.id
+        if not _leaves_home(slot.cand, dep, self.plan, self.request):
+            return self.request, None
         cache = self.redacted
         if cache is None:
             cache = self.redacted = {}
-        hit = cache.get(key)
+        hit = cache.get(dep.id)
         if hit is None:
-            if redact is True:
-                request, counts = redact_personal_data(self.request)
-            else:
-                request, counts = redact(self.request, dep)  # type: ignore[operator]
+            request, counts = redact(self.request, dep)
             merged = dict(self.redactions)
             for kind, count in counts.items():
                 merged[kind] = merged.get(kind, 0) + count
-            hit = cache[key] = (request, merged)
+            hit = cache[dep.id] = (request, merged)
         return hit
 
     # --- errors ------------------------------------------------------------------------
@@ -856,7 +850,9 @@ class _Call:
         dep = slot.dep
         call_id = self.call_id
         headers = {"x-hybridstack-call": call_id, "x-hybridstack-attempt": f"{call_id}-{index}"}
-        request, redactions = (self.request, None) if not self.redact else self.request_for(slot)
+        request, redactions = (
+            (self.request, None) if self.redact is None else self.request_for(slot)
+        )
         started_at = datetime.now(UTC)
         t0 = perf_counter()
         deadline = self.deadline
@@ -1239,61 +1235,3 @@ async def _cancel_all(inflight: dict[asyncio.Task[Any], _Run]) -> None:
 
 
 # --- personal data redaction (redact=True) -------------------------------------------------
-
-_PERSONAL_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("email", re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")),
-    ("id_number", re.compile(r"(?<!\d)\d{17}[\dXx](?!\d)")),
-    ("card", re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")),
-    ("phone", re.compile(r"(?<![\w+])\+?\d(?:[ ().-]?\d){7,14}(?!\d)")),
-)
-
-
-def _luhn_ok(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
-
-
-def redact_personal_data(request: ChatRequest) -> tuple[ChatRequest, dict[str, int]]:
-    """Replace e-mail addresses, 18-character ID numbers, card numbers (Luhn-valid) and
-    phone numbers in the request's message text with ``[REDACTED_<KIND>]``.
-
-    What ``redact=True`` uses: applied to every attempt whose candidate leaves the data's
-    home jurisdiction (the router's ``Candidate.leaves_home``; without it, a deployment
-    outside ``plan.home_jurisdiction``, else outside ``"LOCAL"``). Pass your own
-    :data:`Redactor` for anything stricter.
-    """
-    counts: dict[str, int] = {}
-
-    def scrub(text: str) -> str:
-        for kind, pattern in _PERSONAL_PATTERNS:
-
-            def replace(match: re.Match[str], kind: str = kind) -> str:
-                if kind == "card":
-                    digits = re.sub(r"\D", "", match.group(0))
-                    if not _luhn_ok(digits):
-                        return match.group(0)
-                counts[kind] = counts.get(kind, 0) + 1
-                return f"[REDACTED_{kind.upper()}]"
-
-            text = pattern.sub(replace, text)
-        return text
-
-    messages = []
-    changed = False
-    for message in request.messages:
-        if isinstance(message.content, str) and message.content:
-            new_text = scrub(message.content)
-            if new_text != message.content:
-                changed = True
-                message = Message.model_validate({**message.model_dump(), "content": new_text})
-        messages.append(message)
-    if not changed:
-        return request, counts
-    return request.model_copy(update={"messages": tuple(messages)}), counts
