@@ -81,6 +81,9 @@ class Stack:
         api_keys: keys by environment-variable name or deployment id, instead of the
             environment. Held privately; never printed.
         constraints: route constraints applied to every call (allow/deny lists, price).
+        routes: pinned routes: ``{"personal": ["qwen3-30b-a3b@vllm-local"]}`` or
+            ``{"code/personal": [...]}`` (checked against the sovereignty rules at build).
+        run_id: tag every call's ledger records with this run id by default.
     """
 
     def __init__(
@@ -100,6 +103,7 @@ class Stack:
         redact_personal_data: bool = False,
         api_keys: Mapping[str, str] | None = None,
         constraints: RouteConstraints | None = None,
+        routes: Mapping[str, Sequence[str]] | None = None,
         run_id: str | None = None,
     ) -> None:
         if stream_failover not in ("raise", "resume"):
@@ -121,6 +125,7 @@ class Stack:
             policy=policy,
             seed=seed,
             constraints=constraints,
+            routes=routes,
             health=self.breakers.health,
             latency=self.latency,
             key_available=self._key_available,
@@ -181,6 +186,7 @@ class Stack:
         messages: MessagesInput | ChatRequest,
         *,
         tools: Sequence[Tool | Mapping[str, Any]] | None = None,
+        tool_choice: str | None = None,
         response_schema: Mapping[str, Any] | type | None = None,
         max_tokens: int | None = None,
         temperature: float | None = None,
@@ -204,6 +210,7 @@ class Stack:
         return ChatRequest(
             messages=tuple(coerce_messages(messages)),
             tools=tuple(t if isinstance(t, Tool) else Tool.model_validate(t) for t in tools or ()),
+            tool_choice=tool_choice,
             response_schema=schema,
             response_schema_name=schema_name,
             max_tokens=max_tokens,
@@ -252,6 +259,7 @@ class Stack:
         data_class: str = "public",
         model: str | None = None,
         tools: Sequence[Tool | Mapping[str, Any]] | None = None,
+        tool_choice: str | None = None,
         response_schema: Mapping[str, Any] | type | None = None,
         max_tokens: int | None = None,
         temperature: float | None = None,
@@ -267,6 +275,7 @@ class Stack:
         request = self.build_request(
             messages,
             tools=tools,
+            tool_choice=tool_choice,
             response_schema=response_schema,
             max_tokens=max_tokens,
             temperature=temperature,
@@ -299,6 +308,7 @@ class Stack:
         data_class: str = "public",
         model: str | None = None,
         tools: Sequence[Tool | Mapping[str, Any]] | None = None,
+        tool_choice: str | None = None,
         response_schema: Mapping[str, Any] | type | None = None,
         max_tokens: int | None = None,
         temperature: float | None = None,
@@ -314,6 +324,7 @@ class Stack:
         request = self.build_request(
             messages,
             tools=tools,
+            tool_choice=tool_choice,
             response_schema=response_schema,
             max_tokens=max_tokens,
             temperature=temperature,

@@ -155,7 +155,7 @@ class ChatRequest(_Frozen):
     max_tokens: int | None = None
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     stop: tuple[str, ...] = ()
-    #: Free-form tags (user id, run id …): recorded in the ledger, never sent upstream.
+    #: Free-form tags for your own bookkeeping (user id, ticket …); never sent upstream.
     metadata: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("messages", mode="before")
