@@ -99,7 +99,8 @@ async def test_tool_choice_and_structured_output_pass_through() -> None:
         reply = await stack.complete(
             "Where is my order?", skill="general", tools=[tool], tool_choice="required"
         )
-        assert reply.tool_calls and reply.tool_calls[0].name == "lookup_order"
+        assert reply.tool_calls
+        assert reply.tool_calls[0].name == "lookup_order"
         assert "order_id" in reply.tool_calls[0].arguments
         structured = await stack.complete(
             "Extract the order", model="gpt-4o-mini", response_schema=Order
