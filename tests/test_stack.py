@@ -126,3 +126,12 @@ def test_repr_has_no_secrets() -> None:
     stack = Stack(Catalog.default(), api_keys={"DEEPSEEK_API_KEY": "sk-very-secret-123456"})
     assert "sk-very-secret" not in repr(stack)
     assert "sk-very-secret" not in str(vars(stack.router))
+
+
+async def test_one_provider_per_deployment_across_calls() -> None:
+    async with offline_stack(seed=5) as stack:
+        for _ in range(5):
+            await stack.complete("Hello", model="qwen-plus@dashscope-sg")
+        pool = stack._pool
+        assert len(pool.providers()) == 1
+        assert pool._retired == []

@@ -51,6 +51,9 @@ class ProviderPool:
         self._api_keys = dict(api_keys or {})
         self._timeout_s = timeout_s
         self._providers: dict[str, Provider] = {}
+        # The deployment each provider was requested for: the factory may hand the
+        # provider an enriched copy, so compare against what callers pass, not that copy.
+        self._requested: dict[str, Deployment] = {}
         self._retired: list[Provider] = []
 
     def __repr__(self) -> str:
@@ -77,12 +80,13 @@ class ProviderPool:
         """The deployment's provider, created on first use (factory errors propagate)."""
         provider = self._providers.get(deployment.id)
         if provider is not None:
-            current = provider.deployment
-            if current is deployment or current == deployment:
+            requested = self._requested[deployment.id]
+            if requested is deployment or requested == deployment:
                 return provider
             self._retired.append(provider)
         provider = self._create(deployment)
         self._providers[deployment.id] = provider
+        self._requested[deployment.id] = deployment
         return provider
 
     def providers(self) -> dict[str, Provider]:
@@ -93,6 +97,7 @@ class ProviderPool:
         """Close every provider's client; the pool can be used again afterwards."""
         providers = [*self._providers.values(), *self._retired]
         self._providers.clear()
+        self._requested.clear()
         self._retired.clear()
         if not providers:
             return
