@@ -1,6 +1,6 @@
 """Render `hybridstack demo`'s output to docs/demo.svg (the picture in the README).
 
-    python scripts/render_demo_svg.py
+python scripts/render_demo_svg.py
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 import hybridstack
 
 
@@ -15,12 +17,8 @@ def test_all_is_sorted_and_every_name_resolves() -> None:
 
 
 def test_unknown_attribute_is_a_clear_error() -> None:
-    try:
+    with pytest.raises(AttributeError, match="DoesNotExist"):
         hybridstack.DoesNotExist  # noqa: B018
-    except AttributeError as error:
-        assert "DoesNotExist" in str(error)
-    else:  # pragma: no cover
-        raise AssertionError("expected AttributeError")
 
 
 def test_import_does_not_load_heavy_sdks() -> None:
