@@ -755,3 +755,27 @@ def test_dashscope_usage_cached_tokens() -> None:
         {"input_tokens": 50, "output_tokens": 8, "prompt_tokens_details": {"cached_tokens": 32}}
     )
     assert (usage.input_tokens, usage.output_tokens, usage.cached_input_tokens) == (50, 8, 32)
+
+
+async def test_anthropic_request_with_temperature_is_sent() -> None:
+    """anthropic 2.x's messages.create takes no temperature: the adapter must not pass one."""
+    async with Emulator([EmulatedDeployment(name="claude@t", protocol="anthropic")]) as emu:
+        deployment = Deployment(
+            family="claude",
+            site="t",
+            protocol="anthropic",
+            model="claude-haiku-4-5",
+            base_url=emu.base_url("claude@t"),
+            region="us",
+            jurisdiction="US",
+            operator="anthropic",
+            price=Price(input_per_mtok=1, output_per_mtok=5, as_of="2026-11-01"),
+        )
+        provider = create_provider(deployment, api_key="test")
+        try:
+            reply = await provider.complete(
+                ChatRequest(messages=[Message.user("hi")], temperature=1.5)
+            )
+        finally:
+            await provider.aclose()
+        assert reply.text

@@ -175,9 +175,8 @@ class AnthropicProvider(AdapterBase[AsyncAnthropic]):
                 params["tool_choice"] = {"type": "tool", "name": forced}
         if tools:
             params["tools"] = tools
-        if request.temperature is not None:
-            # Anthropic's scale is 0..1 where OpenAI's is 0..2: clamp rather than fail.
-            params["temperature"] = min(request.temperature, 1.0)
+        # No temperature: anthropic 2.x's messages.create no longer takes one (the models
+        # choose their own sampling), and passing it raises TypeError before any request.
         if request.stop:
             params["stop_sequences"] = list(request.stop)
         return params, forced
