@@ -29,6 +29,7 @@ before it is put in an exception (see :func:`scrub`).
 from __future__ import annotations
 
 import email.utils
+import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Literal
@@ -302,11 +303,24 @@ def parse_retry_after(
 
 
 def scrub(text: str, secrets: Iterable[str | None]) -> str:
-    """Replace every secret value (and its long prefixes) in ``text`` with ``***``."""
+    """Replace every secret value, and the fragments providers echo, with ``***``.
+
+    Providers echo keys whole, by their head ("sk-abc12345...") or masked with their tail
+    ("sk-****...wxyz"); all three forms are hidden.
+    """
     for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-            # Some providers echo a truncated key ("sk-abc...xyz"): hide its head too.
-            if len(secret) >= 12:
-                text = text.replace(secret[:8], "***")
+        if not secret or len(secret) < 4:
+            continue
+        text = text.replace(secret, "***")
+        if len(secret) >= 12:
+            text = text.replace(secret[:8], "***")
+        if len(secret) >= 16:
+            text = text.replace(secret[-8:], "***")
+            # A masked echo keeps only the last few characters after a run of * or .
+            text = re.sub(r"[*.…]{2,}" + re.escape(secret[-4:]), "***", text)
     return text
+
+
+def contains_secret(text: str, secret: str | None) -> bool:
+    """Whether ``text`` holds ``secret`` or a fragment :func:`scrub` would hide."""
+    return bool(secret) and scrub(text, (secret,)) != text

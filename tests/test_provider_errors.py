@@ -678,3 +678,19 @@ def test_dashscope_no_resend_middleware_retypes_connection_errors() -> None:
         asyncio.run(_no_resend(None, failing))  # type: ignore[arg-type]
     assert not isinstance(info.value, aiohttp.ClientConnectionError)
     assert isinstance(info.value.error, aiohttp.ServerDisconnectedError)
+
+
+def test_scrub_hides_whole_head_and_masked_tail_echoes() -> None:
+    from hybridstack.errors import contains_secret, scrub
+
+    key = "sk-live-ABCDEFGH1234567890wxyz"
+    for echoed in (
+        f"Incorrect API key provided: {key}.",
+        f"Incorrect API key provided: {key[:8]}... check it",
+        f"Incorrect API key provided: sk-****************************{key[-4:]}.",
+        f"key ending in {key[-8:]} was revoked",
+    ):
+        cleaned = scrub(echoed, [key])
+        assert not contains_secret(cleaned, key), cleaned
+        assert "***" in cleaned
+    assert scrub("nothing secret here", [key]) == "nothing secret here"

@@ -22,6 +22,7 @@ from hybridstack.errors import (
     ContextTooLongError,
     ErrorKind,
     ProviderError,
+    contains_secret,
     parse_retry_after,
     scrub,
 )
@@ -316,11 +317,11 @@ def scrub_exception(exc: BaseException, secret: str | None) -> None:
     """Remove the secret from an SDK exception's text in place (it stays as ``__cause__``)."""
     if not secret:
         return
-    if any(isinstance(a, str) and secret[:8] in a for a in exc.args):
+    if any(isinstance(a, str) and contains_secret(a, secret) for a in exc.args):
         exc.args = tuple(scrub(a, (secret,)) if isinstance(a, str) else a for a in exc.args)
     for attr in ("message", "api_message"):
         value = getattr(exc, attr, None)
-        if isinstance(value, str) and secret[:8] in value:
+        if isinstance(value, str) and contains_secret(value, secret):
             try:
                 setattr(exc, attr, scrub(value, (secret,)))
             except AttributeError:  # a read-only property on some SDK class
