@@ -26,7 +26,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import ValidationError
 
-from hybridstack.errors import HybridStackError
+from hybridstack.errors import ConfigurationError, HybridStackError
 from hybridstack.graph.subtasks import (
     EmptyTaskError,
     PlanValidationError,
@@ -966,6 +966,10 @@ class LLMPlanner:
                     metadata={"stage": "plan"},
                     on_event=on_event,
                 )
+            except ConfigurationError:
+                # A wrong set-up (unknown data class, bad route) is the user's to fix,
+                # not a planning failure to paper over with the heuristic planner.
+                raise
             except HybridStackError as error:
                 calls.append(
                     {
