@@ -21,7 +21,7 @@ Example::
     max_attempts = 6
 
     [retry]
-    max_retries_per_deployment = 2
+    max_retries = 2              # per deployment
 
     [catalog]
     files = ["my-models.toml"]   # relative to this file
@@ -50,7 +50,8 @@ CONFIG_FILENAME = "hybridstack.toml"
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: TOML has real booleans and numbers, so "yes" or "7" in a string is a mistake.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class RoutingSection(_Section):
@@ -114,7 +115,7 @@ class HybridStackConfig(_Section):
     def stack_options(self) -> dict[str, Any]:
         """Keyword arguments for :class:`~hybridstack.Stack` (all validated here)."""
         from hybridstack.resilience import BreakerSettings, Budget, HedgeSettings, RetrySettings
-        from hybridstack.routing import RouteConstraints
+        from hybridstack.routing import Policy, RouteConstraints
 
         where = str(self.source) if self.source else "<config>"
         options: dict[str, Any] = {
@@ -127,6 +128,10 @@ class HybridStackConfig(_Section):
             options["skill_table"] = self.skills
         if self.data_classes:
             options["data_classes"] = self.data_classes
+        try:
+            Policy.parse(self.routing.policy)
+        except ConfigurationError as error:
+            raise ConfigurationError(f"{where}: routing.policy: {error}") from None
         for key, cls in (
             ("budget", Budget),
             ("retry", RetrySettings),
@@ -135,12 +140,7 @@ class HybridStackConfig(_Section):
         ):
             section = getattr(self, key)
             if section:
-                try:
-                    options[key] = cls(**section)
-                except (TypeError, ValidationError) as error:
-                    raise ConfigurationError(
-                        f"{where}: [{key}] is invalid: {_first_error(error)}"
-                    ) from None
+                options[key] = _settings(where, key, cls, section)
         if (
             self.routing.allow_jurisdictions is not None
             or self.routing.deny_jurisdictions
@@ -162,12 +162,89 @@ class HybridStackConfig(_Section):
         return Stack(catalog if catalog is not None else self.build_catalog(), **options)
 
 
-def _first_error(error: Exception) -> str:
-    if isinstance(error, ValidationError):
-        first = error.errors()[0]
-        location = ".".join(str(part) for part in first["loc"])
-        return f"{location}: {first['msg']}" if location else first["msg"]
-    return str(error)
+#: What a settings field holds, by its annotation (the settings are plain dataclasses).
+_EXPECTED = {
+    "bool": ("true or false", (bool,)),
+    "int": ("an integer", (int,)),
+    "int | None": ("an integer", (int,)),
+    "float": ("a number", (int, float)),
+    "float | None": ("a number", (int, float)),
+}
+
+
+def _settings(where: str, section: str, cls: type, values: dict[str, Any]) -> Any:
+    """Build one resilience settings object; errors name the file, the key and the type."""
+    import dataclasses
+
+    def annotation(field: dataclasses.Field[Any]) -> str:
+        kind = field.type
+        return kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
+
+    # Fields a TOML value can set (a custom tenacity ``wait`` strategy cannot).
+    fields = {
+        annotated.name: annotation(annotated)
+        for annotated in dataclasses.fields(cls)
+        if annotated.init
+        and not annotated.name.startswith("_")
+        and annotation(annotated) in _EXPECTED
+    }
+    for key, value in values.items():
+        kind = fields.get(key)
+        if kind is None:
+            raise ConfigurationError(
+                f"{where}: {section}.{key}: unknown key (expected one of: "
+                f"{', '.join(fields)}; see docs/configuration.md)"
+            )
+        expected, types = _EXPECTED[kind]
+        if isinstance(value, bool) is not (bool in types) or not isinstance(value, types):
+            raise ConfigurationError(
+                f"{where}: {section}.{key}: expected {expected}, got {value!r}"
+            )
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as error:  # the settings' own range checks
+        message = str(error)
+        name = next((k for k in values if message.startswith(k)), None)
+        key = f"{section}.{name}" if name else f"[{section}]"
+        raise ConfigurationError(f"{where}: {key}: {message}") from None
+
+
+def _check_jurisdictions(where: str, key: str, codes: Any, *, allow_any: bool = False) -> None:
+    """Jurisdiction codes as the catalog accepts them: a known code or two letters."""
+    from hybridstack.catalog.models import KNOWN_JURISDICTIONS
+
+    for code in [codes] if isinstance(codes, str) else codes:
+        normal = code.strip().upper()
+        if normal in KNOWN_JURISDICTIONS or (allow_any and normal in ("*", "ANY")):
+            continue
+        if len(normal) == 2 and normal.isascii() and normal.isalpha():
+            continue
+        raise ConfigurationError(
+            f"{where}: {key}: unknown jurisdiction {code!r} (expected one of "
+            f"{', '.join(KNOWN_JURISDICTIONS)} or another two-letter country code"
+            + (", or '*' for any)" if allow_any else ")")
+        )
+
+
+def _find_api_keys(data: Any, path: str = "") -> str | None:
+    """The dotted path of the first ``api_key`` (or ``*_api_key``) anywhere in the file."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            here = f"{path}.{key}" if path else str(key)
+            name = str(key).lower()
+            if name in ("api_key", "apikey", "api-key", "secret_key") or name.endswith(
+                ("_api_key", "-api-key")
+            ):
+                return here
+            found = _find_api_keys(value, here)
+            if found:
+                return found
+    elif isinstance(data, list):
+        for index, item in enumerate(data):
+            found = _find_api_keys(item, f"{path}[{index}]")
+            if found:
+                return found
+    return None
 
 
 def find_config(explicit: str | os.PathLike[str] | None = None) -> Path | None:
@@ -196,6 +273,13 @@ def load_config(path: str | os.PathLike[str] | None = None) -> HybridStackConfig
         data = tomllib.loads(found.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as error:
         raise ConfigurationError(f"{found}: not valid TOML: {error}") from None
+    secret = _find_api_keys(data)
+    if secret is not None:
+        raise ConfigurationError(
+            f"{found}: {secret}: API keys never go in hybridstack.toml; a deployment names "
+            "the environment variable that holds its key (api_key_env = 'MY_KEY') in a "
+            "catalog file, and you export that variable"
+        )
     try:
         config = HybridStackConfig.model_validate(data)
     except ValidationError as error:
@@ -208,4 +292,13 @@ def load_config(path: str | os.PathLike[str] | None = None) -> HybridStackConfig
             problems.append(f"{key}: {expected}")
         raise ConfigurationError(f"{found}: " + "; ".join(problems)) from None
     config.source = found
+    for name, codes in config.data_classes.items():
+        _check_jurisdictions(str(found), f"data_classes.{name}", codes, allow_any=True)
+    _check_jurisdictions(
+        str(found), "routing.allow_jurisdictions", config.routing.allow_jurisdictions or []
+    )
+    _check_jurisdictions(
+        str(found), "routing.deny_jurisdictions", config.routing.deny_jurisdictions
+    )
+    config.stack_options()  # every setting is checked now, with the file's name
     return config

@@ -25,6 +25,17 @@ EXIT_USAGE = 2
 EXIT_NO_ROUTE = 3
 EXIT_INTERRUPTED = 130
 
+#: Every exit code and its meaning (rendered into docs/cli.md).
+EXIT_CODES: dict[int, str] = {
+    EXIT_OK: "success",
+    EXIT_FAILED: "the work failed (every deployment failed, a subtask failed, the plan was "
+    "rejected, doctor found problems)",
+    EXIT_USAGE: "bad usage or configuration (unknown option, empty task, unknown thread, data "
+    "class or skill, invalid config or catalog file)",
+    EXIT_NO_ROUTE: "no allowed route (sovereignty or constraints leave no deployment)",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
+}
+
 PROG = "hybridstack"
 DESCRIPTION = (
     "Route agent subtasks to specialised model families (Llama, Qwen, DeepSeek, OpenAI, "
@@ -119,7 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     route.add_argument("prompt", metavar="PROMPT", help="the prompt to route")
     route.add_argument("--skill", help="force a skill instead of classifying the prompt")
-    route.add_argument("--data-class", default="public", metavar="CLASS", help="default: public")
+    route.add_argument(
+        "--data-class",
+        default="public",
+        metavar="CLASS",
+        help="sensitivity of the prompt's data: public, internal, personal, regulated … "
+        "(default: public)",
+    )
     route.add_argument(
         "--policy", metavar="POLICY", help="weighted, cheapest, fastest, diversified"
     )
@@ -138,7 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument(
         "--jurisdiction", metavar="CODE", help="only this jurisdiction (CN, SG, US, EU, LOCAL …)"
     )
-    models.add_argument("--protocol", choices=["openai", "anthropic", "dashscope"])
+    models.add_argument(
+        "--protocol",
+        choices=["openai", "anthropic", "dashscope"],
+        help="only deployments spoken to in this wire protocol",
+    )
     models.add_argument(
         "--max-price",
         type=float,
@@ -156,7 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     doctor.add_argument("--no-network", action="store_true", help="skip the reachability probes")
     doctor.add_argument(
-        "--timeout", type=float, default=3.0, metavar="S", help="probe timeout in seconds"
+        "--timeout",
+        type=float,
+        default=3.0,
+        metavar="S",
+        help="probe timeout in seconds (default: 3)",
     )
     _add_config(doctor)
     _add_json(doctor)
@@ -190,7 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
         "every deployment of the bundled catalog.",
     )
     emulator.add_argument("--config", metavar="PATH", help="emulator config file (TOML/JSON/YAML)")
-    emulator.add_argument("--port", type=int, default=0, help="port (default: any free port)")
+    emulator.add_argument(
+        "--port", type=int, help="port (default: the config's port, else any free port)"
+    )
 
     smoke = commands.add_parser(
         "smoke",

@@ -12,11 +12,18 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 
 class AgentView:
-    """Consumes an agent's event stream, prints it, and returns the run's result."""
+    """Consumes an agent's event stream, prints it, and returns the run's result.
+
+    Text that comes from the task, a model or a provider is escaped (or wrapped in
+    ``Text``) before it meets Rich markup: a ``[/INST]`` or ``items[i]`` in it must
+    neither vanish nor crash the view.
+    """
 
     def __init__(self, console: Console, *, progress: bool = True) -> None:
         self.console = console
@@ -58,21 +65,22 @@ class AgentView:
             for subtask in event.subtasks:
                 instruction = " ".join(subtask.instruction.split())
                 table.add_row(
-                    subtask.id,
-                    subtask.skill,
-                    subtask.data_class or "",
-                    ", ".join(subtask.depends_on) or "-",
-                    instruction[:110] + ("…" if len(instruction) > 110 else ""),
+                    Text(subtask.id),
+                    Text(subtask.skill),
+                    Text(subtask.data_class or ""),
+                    Text(", ".join(subtask.depends_on) or "-"),
+                    Text(instruction[:110] + ("…" if len(instruction) > 110 else "")),
                 )
             print_(table)
         elif kind == "approval_requested":
-            print_(f"[yellow]approval needed[/] for thread {event.thread_id}")
+            print_(f"[yellow]approval needed[/] for thread {escape(event.thread_id)}")
         elif kind == "route_chosen":
             others = [c for c in event.candidates[1:4] if c != event.deployment]
+            head = f"{event.subtask_id} ({event.skill}, {event.data_class})"
             print_(
-                f"[cyan]route[/]  {event.subtask_id} ({event.skill}, {event.data_class}) → "
-                f"[bold]{event.deployment}[/] [{event.jurisdiction}]"
-                + (f"  then {', '.join(others)}" if others else ""),
+                f"[cyan]route[/]  {escape(head)} → [bold]{escape(event.deployment)}[/] "
+                + escape(f"[{event.jurisdiction}]")
+                + (escape(f"  then {', '.join(others)}") if others else ""),
                 highlight=False,
             )
             if event.reasons:
@@ -80,44 +88,55 @@ class AgentView:
         elif kind == "attempt_failed":
             where = event.subtask_id or event.stage
             print_(
-                f"[red]fail[/]   {where}: {event.deployment} — {event.error_kind}: "
-                f"{event.message[:90]}",
+                "[red]fail[/]   "
+                + escape(f"{where}: {event.deployment} — {event.error_kind}: {event.message[:90]}"),
                 highlight=False,
             )
         elif kind == "failed_over":
             self.failovers += 1
             where = event.subtask_id or event.stage
             print_(
-                f"[yellow]over[/]   {where}: {event.deployment} → [bold]{event.to_deployment}[/]",
+                f"[yellow]over[/]   {escape(f'{where}: {event.deployment}')} → "
+                f"[bold]{escape(str(event.to_deployment))}[/]",
                 highlight=False,
             )
         elif kind == "retrying":
             print_(
-                f"[yellow]retry[/]  {event.subtask_id or event.stage}: {event.deployment} "
-                f"in {event.delay_s or 0:.2f} s",
+                "[yellow]retry[/]  "
+                + escape(
+                    f"{event.subtask_id or event.stage}: {event.deployment} "
+                    f"in {event.delay_s or 0:.2f} s"
+                ),
                 highlight=False,
             )
         elif kind == "hedged":
             print_(
-                f"[magenta]hedge[/]  {event.deployment} → {event.to_deployment}", highlight=False
+                "[magenta]hedge[/]  " + escape(f"{event.deployment} → {event.to_deployment}"),
+                highlight=False,
             )
         elif kind == "subtask_done":
             self.done += 1
             print_(
-                f"[green]done[/]   {event.subtask_id} by {event.deployment} [{event.jurisdiction}] "
-                f"in {event.latency_s * 1000:.0f} ms, {event.attempts} attempt(s), "
-                f"${event.cost_usd:.6f}",
+                "[green]done[/]   "
+                + escape(
+                    f"{event.subtask_id} by {event.deployment} [{event.jurisdiction}] "
+                    f"in {event.latency_s * 1000:.0f} ms, {event.attempts} attempt(s), "
+                    f"${event.cost_usd:.6f}"
+                ),
                 highlight=False,
             )
         elif kind == "subtask_failed":
             self.done += 1
-            print_(f"[red]FAILED[/] {event.subtask_id}: {event.error.message[:200]}", markup=True)
+            print_(
+                "[red]FAILED[/] " + escape(f"{event.subtask_id}: {event.error.message[:200]}"),
+                highlight=False,
+            )
         elif kind == "subtask_skipped":
             self.done += 1
-            print_(f"[yellow]skip[/]   {event.subtask_id}: {event.reason}")
+            print_("[yellow]skip[/]   " + escape(f"{event.subtask_id}: {event.reason}"))
         elif kind == "review_done":
             verdict = "approved" if event.review.approved else "changes requested"
-            print_(f"[cyan]review[/] {event.subtask_id}: {verdict}", highlight=False)
+            print_(f"[cyan]review[/] {escape(event.subtask_id)}: {verdict}", highlight=False)
 
 
 def jurisdiction_table(result: Any) -> Table:

@@ -22,6 +22,7 @@ from hybridstack.errors import (
     NoRouteError,
     SovereigntyError,
 )
+from hybridstack.routing.sovereignty import UnknownDataClassError
 
 
 def dispatch(args: argparse.Namespace) -> int:
@@ -33,7 +34,10 @@ def dispatch(args: argparse.Namespace) -> int:
         return EXIT_NO_ROUTE
     except (ConfigurationError, InvalidRequestError, LookupError) as error:
         # LookupError covers an unknown thread id on resume.
-        _error(str(error))
+        message = str(error)
+        if isinstance(error, UnknownDataClassError):
+            message += " (in hybridstack.toml: a [data_classes] entry)"
+        _error(message)
         return EXIT_USAGE
     except AllAttemptsFailedError as error:
         _error(str(error))
@@ -45,6 +49,12 @@ def dispatch(args: argparse.Namespace) -> int:
 
 def _error(message: str) -> None:
     print(f"hybridstack: error: {message}", file=sys.stderr)
+
+
+def warn_routes(stack: Any) -> None:
+    """Print the router's build-time warnings (typos in the skill table, empty routes)."""
+    for warning in getattr(stack.router, "warnings", ()):
+        print(f"hybridstack: warning: {warning}", file=sys.stderr)
 
 
 def _print_json(value: Any) -> None:
@@ -147,12 +157,24 @@ async def _smoke() -> list[dict[str, Any]]:
 
 
 def cmd_emulator(args: argparse.Namespace) -> int:
+    import tempfile
+    from pathlib import Path
+
     from hybridstack.testing import emulator as emulator_module
 
-    argv = ["--port", str(args.port)]
+    # Without --port the config's port applies (else a free one): never force 0 over it.
+    argv = [] if args.port is None else ["--port", str(args.port)]
     if args.config:
-        argv += ["--config", args.config]
-    return emulator_module.main(argv) or EXIT_OK
+        return emulator_module.main([*argv, "--config", args.config]) or EXIT_OK
+    # Without a config: every deployment of the bundled catalog, named by its catalog id.
+    from hybridstack.catalog import Catalog
+    from hybridstack.testing import emulator_config_for
+
+    config = emulator_config_for(Catalog.default())
+    with tempfile.TemporaryDirectory(prefix="hybridstack-emulator-") as folder:
+        path = Path(folder) / "emulator.json"
+        path.write_text(config.model_dump_json(), encoding="utf-8")
+        return emulator_module.main([*argv, "--config", str(path)]) or EXIT_OK
 
 
 # --- route -----------------------------------------------------------------------------------
@@ -169,6 +191,7 @@ def cmd_route(args: argparse.Namespace) -> int:
 
     # Routing needs no keys: explain every route as if each key were set, and say so.
     stack = Stack(config.build_catalog(), **options)
+    warn_routes(stack)
     stack.router.key_available = lambda deployment: True  # type: ignore[attr-defined]
     classification = None
     skill = args.skill
@@ -206,14 +229,36 @@ def cmd_route(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    from hybridstack.catalog.models import KNOWN_JURISDICTIONS
+
     config = _load_config(args)
     catalog = config.build_catalog()
+    jurisdiction = args.jurisdiction.strip().upper() if args.jurisdiction else None
+    if jurisdiction is not None:
+        known = sorted(set(catalog.jurisdictions()) | set(KNOWN_JURISDICTIONS))
+        if jurisdiction not in known:
+            raise InvalidRequestError(
+                f"unknown jurisdiction {args.jurisdiction!r}; known: {', '.join(known)}"
+            )
     deployments = catalog.filter(
-        skill=args.skill,
-        jurisdiction=args.jurisdiction.upper() if args.jurisdiction else None,
-        protocol=args.protocol,
-        include_unavailable=True,
+        jurisdiction=jurisdiction, protocol=args.protocol, include_unavailable=True
     )
+    if args.skill is not None:
+        # Ranked for the skill: a catalog strength above 0, or named in the config's table.
+        named = {ref.split("@", 1)[0] for ref in config.skills.get(args.skill, ())}
+        named |= set(config.skills.get(args.skill, ()))
+        known_skills = list(dict.fromkeys([*catalog.skills(), *config.skills]))
+        if args.skill not in known_skills:
+            raise InvalidRequestError(
+                f"unknown skill {args.skill!r}; known skills: {', '.join(known_skills)}"
+            )
+        deployments = [
+            d
+            for d in deployments
+            if catalog.families[d.family].skills.get(args.skill, 0.0) > 0
+            or d.family in named
+            or d.id in named
+        ]
     if args.max_price is not None:
         deployments = [d for d in deployments if d.price.output_per_mtok <= args.max_price]
     rows = catalog.to_rows(deployments)

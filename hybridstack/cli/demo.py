@@ -15,6 +15,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.panel import Panel
+from rich.text import Text
 
 from hybridstack.cli.agent_view import AgentView, jurisdiction_table, result_summary
 
@@ -58,15 +59,19 @@ async def run_demo(
     async with offline_stack(seed=seed) as stack:
         down = [d.id for d in stack.catalog if _matches(d, outage)]
         if not down:
-            console.print(f"no deployment is in region or jurisdiction {outage!r}")
-            return 2
+            from hybridstack.errors import InvalidRequestError
+
+            raise InvalidRequestError(
+                f"--outage {outage!r}: no deployment is in that region or jurisdiction; "
+                f"jurisdictions: {', '.join(stack.catalog.jurisdictions())}"
+            )
         stack.emulator.set_outage(down, True)  # type: ignore[attr-defined]
         # The emulator's simulated text cannot plan, so the demo plans without a model.
         agent = Agent(stack, planner="heuristic", checkpointer="memory")
         if not as_json:
             console.print(
                 Panel(
-                    DEMO_TASK,
+                    Text(DEMO_TASK),
                     title="hybridstack demo — a customer message in Indonesian",
                     subtitle=f"simulated outage: {outage} ({len(down)} deployments down)",
                 )
@@ -79,8 +84,9 @@ async def run_demo(
         summary["outage"] = {"target": outage, "deployments": down}
         print(json.dumps(summary, ensure_ascii=False, indent=2))
         return 0 if result.status == "completed" else 1
+    # Model text is shown as text: brackets in it (code, "[simulated …]") are not markup.
     console.print(
-        Panel(result.final_answer or "(no answer)", title="Final answer (simulated text)")
+        Panel(Text(result.final_answer or "(no answer)"), title="Final answer (simulated text)")
     )
     console.print(jurisdiction_table(result))
     totals = result.totals

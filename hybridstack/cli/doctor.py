@@ -67,8 +67,10 @@ class DoctorReport:
             for row in self.endpoints:
                 table.add_row(row["endpoint"], row["jurisdiction"], row["status"], row["detail"])
             console.print(table)
+        from rich.markup import escape
+
         for line in self.retired:
-            console.print(f"[yellow]retired:[/] {line}", markup=True)
+            console.print(f"[yellow]retired:[/] {escape(line)}", markup=True)
         for line in self.notes:
             console.print(f"note: {line}", markup=False)
         if self.problems:

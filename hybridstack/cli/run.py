@@ -17,8 +17,10 @@ from typing import Any
 
 from rich.console import Console
 from rich.panel import Panel
+from rich.text import Text
 
 from hybridstack.cli.agent_view import AgentView, jurisdiction_table, result_summary
+from hybridstack.cli.commands import warn_routes
 from hybridstack.errors import InvalidRequestError
 
 
@@ -46,42 +48,51 @@ async def _stack(args: Any) -> AsyncIterator[Any]:
         if config.ledger.path != "memory"
         else default_ledger_path()
     )
-    options["ledger"] = SQLiteLedger(ledger_path)
     catalog = config.build_catalog()
+    options["ledger"] = SQLiteLedger(ledger_path)
     try:
         if args.offline:
             from hybridstack.testing import offline_stack
 
             async with offline_stack(catalog, **options) as stack:
+                warn_routes(stack)
                 yield stack
         else:
             from hybridstack.stack import Stack
 
             async with Stack(catalog, **options) as stack:
+                warn_routes(stack)
                 yield stack
     finally:
         options["ledger"].close()
 
 
 def _ask_approval(console: Console, thread_id: str) -> bool:
-    console.print(f"Dispatch this plan (thread {thread_id})? [y/N] ", end="")
+    # markup=False: "[y/N]" would otherwise be read as a style tag and vanish.
+    console.print(f"Dispatch this plan (thread {thread_id})? [y/N] ", end="", markup=False)
     try:
         answer = sys.stdin.readline()
+        interactive = sys.stdin.isatty()
     except (OSError, ValueError):
-        answer = ""
+        answer, interactive = "", False
+    if not interactive:  # nobody's Enter key ended the line
+        console.print(answer.strip(), markup=False, highlight=False)
     return answer.strip().lower() in ("y", "yes")
 
 
 async def run_agent(args: Any, console: Console) -> int:
     from hybridstack.graph import Agent
 
-    if not args.task and not args.thread:
-        raise InvalidRequestError('give a TASK (hybridstack run "…") or --thread ID to resume one')
     if args.task is not None and not args.task.strip():
         raise InvalidRequestError("the task is empty: give the agent something to do")
+    if not args.task and not args.thread:
+        raise InvalidRequestError('give a TASK (hybridstack run "…") or --thread ID to resume one')
     checkpoints = checkpoint_path(args)
     quiet = Console(quiet=True)
     async with _stack(args) as stack:
+        if args.task:
+            # Fail before planning: an unknown class is a usage error, not a failed run.
+            stack.router.data_classes.check(args.data_class)
         agent = Agent(stack, require_approval=args.approve_plan, checkpoint_path=checkpoints)
         view = AgentView(quiet if args.json else console, progress=not args.no_progress)
         if args.task:
@@ -90,7 +101,11 @@ async def run_agent(args: Any, console: Console) -> int:
             events = agent.astream_resume(args.thread)
         result = await view.follow(events)
         if result is not None and result.status == "awaiting_approval":
-            approved = _ask_approval(quiet if args.json else console, result.thread_id)
+            # With --json, stdout is the JSON document: ask on stderr.
+            asker = Console(stderr=True, highlight=False) if args.json else console
+            approved = _ask_approval(asker, result.thread_id)
+            if not approved:
+                asker.print("plan rejected: no subtask was dispatched", markup=False)
             result = await view.follow(agent.astream_resume(result.thread_id, approve=approved))
     if result is None:
         console.print("the run produced no result")
@@ -101,7 +116,8 @@ async def run_agent(args: Any, console: Console) -> int:
         print(json.dumps(summary, ensure_ascii=False, indent=2))
     else:
         title = "Final answer" + (" (simulated text: --offline)" if args.offline else "")
-        console.print(Panel(result.final_answer or f"(no answer: {result.status})", title=title))
+        answer = Text(result.final_answer or f"(no answer: {result.status})")
+        console.print(Panel(answer, title=title))
         console.print(jurisdiction_table(result))
         console.print(
             f"thread {result.thread_id} ({result.status}); resume or inspect with "
