@@ -240,8 +240,25 @@ class Stack:
         **request_fields: Any,
     ) -> Plan:
         """The plan for a request, without calling any model (explains the decision)."""
+        _, plan = self._prepare(
+            messages, skill, data_class, model, policy, constraints, stream, request_fields
+        )
+        return plan
+
+    def _prepare(
+        self,
+        messages: MessagesInput | ChatRequest,
+        skill: str | None,
+        data_class: str,
+        model: str | None,
+        policy: str | Policy | None,
+        constraints: RouteConstraints | None,
+        stream: bool,
+        request_fields: Mapping[str, Any],
+    ) -> tuple[ChatRequest, Plan]:
+        # One path from loose arguments to (request, plan) for route, complete and stream.
         request = self.build_request(messages, **request_fields)
-        return self.router.plan(
+        plan = self.router.plan(
             request,
             skill=self._skill_of(request, skill),
             data_class=data_class,
@@ -250,6 +267,21 @@ class Stack:
             constraints=constraints,
             stream=stream,
         )
+        return request, plan
+
+    def _execution(
+        self,
+        budget: Budget | None,
+        run_id: str | None,
+        on_event: Callable[[ExecutionEvent], None] | None,
+    ) -> dict[str, Any]:
+        return {
+            "budget": budget or self.budget,
+            "call_id": _new_call_id(),
+            "run_id": run_id or self.run_id,
+            "on_event": on_event,
+            "redact": self._redactor,
+        }
 
     async def complete(
         self,
@@ -272,32 +304,26 @@ class Stack:
         on_event: Callable[[ExecutionEvent], None] | None = None,
     ) -> ChatResponse:
         """Route, run with fail-over, record, and return the first good answer."""
-        request = self.build_request(
+        request, plan = self._prepare(
             messages,
-            tools=tools,
-            tool_choice=tool_choice,
-            response_schema=response_schema,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            stop=stop,
-            metadata=metadata,
-        )
-        plan = self.router.plan(
-            request,
-            skill=self._skill_of(request, skill),
-            data_class=data_class,
-            model=model,
-            policy=policy,
-            constraints=constraints,
+            skill,
+            data_class,
+            model,
+            policy,
+            constraints,
+            False,
+            {
+                "tools": tools,
+                "tool_choice": tool_choice,
+                "response_schema": response_schema,
+                "max_tokens": max_tokens,
+                "temperature": temperature,
+                "stop": stop,
+                "metadata": metadata,
+            },
         )
         return await self.executor.execute(
-            plan,
-            request,
-            budget=budget or self.budget,
-            call_id=_new_call_id(),
-            run_id=run_id or self.run_id,
-            on_event=on_event,
-            redact=self._redactor,
+            plan, request, **self._execution(budget, run_id, on_event)
         )
 
     async def stream(
@@ -321,34 +347,25 @@ class Stack:
         on_event: Callable[[ExecutionEvent], None] | None = None,
     ) -> AsyncIterator[StreamEvent]:
         """Stream the reply; fails over invisibly before the first token."""
-        request = self.build_request(
+        request, plan = self._prepare(
             messages,
-            tools=tools,
-            tool_choice=tool_choice,
-            response_schema=response_schema,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            stop=stop,
-            metadata=metadata,
+            skill,
+            data_class,
+            model,
+            policy,
+            constraints,
+            True,
+            {
+                "tools": tools,
+                "tool_choice": tool_choice,
+                "response_schema": response_schema,
+                "max_tokens": max_tokens,
+                "temperature": temperature,
+                "stop": stop,
+                "metadata": metadata,
+            },
         )
-        plan = self.router.plan(
-            request,
-            skill=self._skill_of(request, skill),
-            data_class=data_class,
-            model=model,
-            policy=policy,
-            constraints=constraints,
-            stream=True,
-        )
-        events = self.executor.stream(
-            plan,
-            request,
-            budget=budget or self.budget,
-            call_id=_new_call_id(),
-            run_id=run_id or self.run_id,
-            on_event=on_event,
-            redact=self._redactor,
-        )
+        events = self.executor.stream(plan, request, **self._execution(budget, run_id, on_event))
         # aclosing: a caller that stops early gets its attempt recorded as cancelled now,
         # not whenever the generator is garbage-collected.
         async with contextlib.aclosing(events):
