@@ -1,0 +1,88 @@
+"""The overhead and fail-over benchmarks run end to end and end with a valid JSON line.
+
+Tiny ``--quick`` runs as subprocesses (the scripts start their own emulators on
+loopback). Nothing here asserts a timing or a target: only that each script works,
+prints its table(s) and finishes with ONE JSON object carrying the required keys.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "benchmarks"
+
+pytestmark = pytest.mark.slow
+
+
+def run_bench(script: str, *args: str, timeout: float = 90.0) -> tuple[list[str], dict[str, Any]]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / script), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, f"{script} failed:\n{proc.stderr[-3000:]}"
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    assert len(lines) > 1, f"{script} printed no table before its JSON line:\n{proc.stdout}"
+    final = json.loads(lines[-1])
+    assert isinstance(final, dict)
+    # Exactly one JSON line: nothing before the last line parses as a JSON object.
+    for line in lines[:-1]:
+        if line.lstrip().startswith("{"):
+            with pytest.raises(ValueError):
+                json.loads(line)
+    return lines, final
+
+
+def number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def test_bench_overhead_quick() -> None:
+    lines, final = run_bench("bench_overhead.py", "--quick")
+    for key in (
+        "raw_rps",
+        "stack_rps",
+        "rps_ratio",
+        "cpu_ms_per_req_raw",
+        "cpu_ms_per_req_stack",
+        "added_p50_ms",
+        "added_p99_ms",
+        "stream_rps_ratio",
+    ):
+        assert key in final, key
+        assert number(final[key]), (key, final[key])
+    for key in ("raw_rps", "stack_rps", "cpu_ms_per_req_raw", "cpu_ms_per_req_stack"):
+        assert final[key] > 0, key
+    assert final["errors"] == 0
+    assert len(final["cells"]) == 12  # 3 concurrencies x 2 latencies x 2 modes
+    assert any("bench_overhead" in line for line in lines[:-1])  # the table's title
+
+
+def test_bench_failover_quick() -> None:
+    _, final = run_bench("bench_failover.py", "--quick", "--requests", "48")
+    for key in ("success_rate", "attempts_per_request", "p50_ms", "p99_ms", "p99_healthy_ms"):
+        assert key in final, key
+        assert number(final[key]), (key, final[key])
+    assert 0.0 <= final["success_rate"] <= 1.0
+    assert isinstance(final["requests_to_dead"], int)
+    assert final["requests_to_dead"] >= 0
+    assert isinstance(final["counters_match_ledger"], bool)
+    per = final["per_deployment"]
+    names = {"bench-llm@cn", "bench-llm@sg", "bench-llm@eu"}
+    assert set(per["emulator"]) == names
+    assert set(per["ledger"]) == names
+    assert final["requests_to_dead"] == per["emulator"]["bench-llm@cn"]
