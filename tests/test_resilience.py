@@ -579,6 +579,43 @@ async def test_deadline_cuts_a_hanging_attempt(env: Env) -> None:
     assert env.requests("us") == 0
 
 
+async def test_stream_deadline_cuts_a_hanging_stream(env: Env) -> None:
+    env.emu.set_faults(name("sg"), p_hang=1.0, hang_s=5.0)
+    ex = env.executor()
+    started = time.perf_counter()
+    with pytest.raises(BudgetExceededError) as info:
+        async for _ in ex.stream(
+            env.plan("sg", "us"), REQUEST, call_id="c-sdl", budget=Budget(deadline_s=0.4)
+        ):
+            pass
+    assert 0.35 <= time.perf_counter() - started < 1.5
+    assert info.value.budget == "deadline"
+    [attempt] = ex.ledger.attempts(call_id="c-sdl")
+    assert attempt.outcome == "cancelled"
+    assert env.requests("us") == 0
+
+
+async def test_stream_deadline_passing_while_the_caller_is_busy_never_cancels_the_caller(
+    env: Env,
+) -> None:
+    env.emu.set_faults(name("sg"), inter_token_ms=20)
+    ex = env.executor()
+    texts: list[str] = []
+
+    async def slow_consumer() -> None:
+        async for event in ex.stream(
+            env.plan("sg"), REQUEST, call_id="c-busy", budget=Budget(deadline_s=0.3)
+        ):
+            if event.type == "text":
+                texts.append(event.text)
+                # The caller's own await outlives the deadline: it must finish undisturbed.
+                await asyncio.sleep(0.4)
+
+    with pytest.raises(BudgetExceededError):
+        await slow_consumer()
+    assert len(texts) == 1
+
+
 async def test_deadline_is_never_slept_past(env: Env) -> None:
     env.emu.set_faults(name("sg"), retry_after_s=0.8)
     env.emu.script(name("sg"), ["429"])
