@@ -329,3 +329,24 @@ def test_settings_are_validated() -> None:
         BreakerSettings(failure_threshold=0)
     with pytest.raises(ValueError, match="cooldown_multiplier"):
         BreakerSettings(cooldown_multiplier=0.5)
+
+
+def test_an_unproven_deployment_takes_only_a_few_requests_at_once() -> None:
+    breaker = CircuitBreaker("new@site", BreakerSettings(warmup_max_in_flight=2))
+    assert breaker.try_acquire() == "closed"
+    assert breaker.try_acquire() == "closed"
+    block = breaker.try_acquire()
+    assert isinstance(block, BreakerBlock)
+    assert block.reason == "warmup"
+    assert "not answered yet" in block.describe()
+    breaker.release()  # a cancelled attempt frees its place
+    assert breaker.try_acquire() == "closed"
+    breaker.on_success()  # proven: the cap no longer applies
+    assert all(breaker.try_acquire() == "closed" for _ in range(10))
+
+
+def test_the_warmup_cap_can_be_switched_off_and_is_validated() -> None:
+    breaker = CircuitBreaker("new@site", BreakerSettings(warmup_max_in_flight=None))
+    assert all(breaker.try_acquire() == "closed" for _ in range(20))
+    with pytest.raises(ValueError, match="warmup_max_in_flight"):
+        BreakerSettings(warmup_max_in_flight=0)

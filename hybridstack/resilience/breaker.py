@@ -94,14 +94,19 @@ def is_scope_wide(error: ProviderError) -> bool:
     return bool(code) and any(part in code for part in _SCOPE_WIDE_CODES)
 
 
+#: How soon a request refused by the warm-up cap may be tried again on that deployment.
+_WARMUP_RETRY_S = 0.05
+
+
 @dataclass(frozen=True, slots=True)
 class BreakerBlock:
     """Why a breaker refused a request now, and when it may let one through."""
 
     breaker: str
-    #: ``"open"`` (cooling down), ``"half_open"`` (a probe is in flight) or ``"hold"``
-    #: (Retry-After: the provider named the time).
-    reason: Literal["open", "half_open", "hold"]
+    #: ``"open"`` (cooling down), ``"half_open"`` (a probe is in flight), ``"hold"``
+    #: (Retry-After: the provider named the time) or ``"warmup"`` (a deployment that
+    #: has not answered yet already has its share of requests in flight).
+    reason: Literal["open", "half_open", "hold", "warmup"]
     #: Seconds until the breaker may allow a request (None: unknown — a probe is out).
     retry_in_s: float | None
     scope: bool = False
@@ -112,6 +117,8 @@ class BreakerBlock:
             text = f"{what} {self.breaker} held by Retry-After"
         elif self.reason == "half_open":
             text = f"{what} {self.breaker} half-open with its probe in flight"
+        elif self.reason == "warmup":
+            text = f"{what} {self.breaker} has not answered yet and has enough requests in flight"
         else:
             text = f"{what} {self.breaker} open"
         if self.retry_in_s is not None:
@@ -154,6 +161,7 @@ class CircuitBreaker:
         "_cooldown",
         "_failures",
         "_hold_until",
+        "_in_flight",
         "_open_until",
         "_probe_since",
         "_state",
@@ -187,6 +195,8 @@ class CircuitBreaker:
         self.times_opened = 0
         self.failures_total = 0
         self.successes_total = 0
+        # Requests granted and not yet reported back (for the warm-up cap).
+        self._in_flight = 0
         self.last_error: str | None = None
 
     def __repr__(self) -> str:
@@ -263,6 +273,17 @@ class CircuitBreaker:
             )
         state = self._state
         if state is CLOSED:
+            cap = self.settings.warmup_max_in_flight
+            if (
+                cap is not None
+                and self.successes_total == 0
+                and self.kind == "deployment"
+                and self._in_flight >= cap
+            ):
+                # Unproven endpoint: let a few requests find out whether it is alive;
+                # the rest of a burst goes elsewhere now (the executor defers this one).
+                return BreakerBlock(self.name, "warmup", _WARMUP_RETRY_S, False)
+            self._in_flight += 1
             return CLOSED
         state = self._refresh(now)
         if state is OPEN:
@@ -272,12 +293,14 @@ class CircuitBreaker:
         if self._probe_busy(now):
             return BreakerBlock(self.name, "half_open", None, self.kind == "quota_scope")
         self._probe_since = now
+        self._in_flight += 1
         return HALF_OPEN
 
     # --- outcomes ------------------------------------------------------------------
 
     def on_success(self) -> None:
         """The endpoint answered: reset the failure streak; a half-open probe closes it."""
+        self._done()
         self.successes_total += 1
         self._failures = 0
         if self._state is not CLOSED and self._refresh(self._clock()) is HALF_OPEN:
@@ -287,6 +310,7 @@ class CircuitBreaker:
 
     def on_failure(self, description: str | None = None) -> bool:
         """A health failure. Returns True when this failure opened the breaker."""
+        self._done()
         self.failures_total += 1
         self._failures += 1
         if description is not None:
@@ -307,6 +331,7 @@ class CircuitBreaker:
 
     def trip(self, cooldown_s: float, description: str | None = None) -> bool:
         """Open now for at least ``cooldown_s`` (fail-over errors). True if it was not open."""
+        self._done()
         self.failures_total += 1
         self._failures += 1
         if description is not None:
@@ -336,7 +361,12 @@ class CircuitBreaker:
 
     def release(self) -> None:
         """An attempt ended without a verdict (cancelled): free the half-open probe slot."""
+        self._done()
         self._probe_since = None
+
+    def _done(self) -> None:
+        if self._in_flight > 0:
+            self._in_flight -= 1
 
     def reset(self) -> None:
         """Back to closed, no holds, counters kept."""

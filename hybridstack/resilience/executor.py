@@ -651,7 +651,7 @@ class _Call:
         retry_in = block.retry_in_s
         dep_id = slot.dep.id
         if (
-            block.reason == "hold"
+            block.reason in ("hold", "warmup")
             and retry_in is not None
             and retry_in <= self.ex.retry.retry_after_cap_s
             and (self.deadline is None or now + retry_in < self.deadline)

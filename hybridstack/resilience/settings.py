@@ -116,6 +116,9 @@ class BreakerSettings:
             seconds, so the breaker opens at once and for longer.
         probe_timeout_s: a half-open probe that never reports back (its task was
             lost) frees the probe slot after this long.
+        warmup_max_in_flight: a deployment that has not answered yet (never succeeded)
+            takes at most this many concurrent requests; the rest of a burst fails over
+            at once instead of piling onto an endpoint that may be dead. None: no cap.
     """
 
     failure_threshold: int = 5
@@ -124,8 +127,16 @@ class BreakerSettings:
     max_cooldown_s: float = 300.0
     failover_cooldown_s: float = 300.0
     probe_timeout_s: float = 120.0
+    warmup_max_in_flight: int | None = 4
 
     def __post_init__(self) -> None:
+        if self.warmup_max_in_flight is not None and (
+            not isinstance(self.warmup_max_in_flight, int) or self.warmup_max_in_flight < 1
+        ):
+            raise ValueError(
+                "warmup_max_in_flight must be a positive integer or None, "
+                f"not {self.warmup_max_in_flight!r}"
+            )
         if not isinstance(self.failure_threshold, int) or self.failure_threshold < 1:
             raise ValueError(
                 f"failure_threshold must be a positive integer, not {self.failure_threshold!r}"
