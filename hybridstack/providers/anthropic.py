@@ -27,21 +27,15 @@ from anthropic.types import Message as AnthropicMessage
 
 from hybridstack.errors import ProviderError
 from hybridstack.providers._classify import classify
-from hybridstack.providers._common import (
-    AdapterBase,
-    ToolCallAssembler,
-    transport_code,
-)
+from hybridstack.providers._common import AdapterBase, ToolCallAssembler
 from hybridstack.providers.base import DEFAULT_MAX_TOKENS
 from hybridstack.types import (
     ChatRequest,
     ChatResponse,
-    FinishEvent,
     FinishReason,
     StreamEvent,
     TextDelta,
     ToolCall,
-    ToolCallDelta,
     Usage,
     UsageEvent,
 )
@@ -84,17 +78,7 @@ class AnthropicProvider(AdapterBase[AsyncAnthropic]):
     """Adapter for the Anthropic Messages protocol."""
 
     protocol = "anthropic"
-
-    def _make_client(self) -> AsyncAnthropic:
-        return AsyncAnthropic(
-            base_url=self.deployment.base_url,
-            api_key=self._api_key,
-            max_retries=0,  # retries live in hybridstack's executor, once
-            timeout=self.timeout_s,
-        )
-
-    async def _close_client(self, client: AsyncAnthropic) -> None:
-        await client.close()
+    _sdk_client = AsyncAnthropic
 
     # --- request --------------------------------------------------------------------
 
@@ -141,7 +125,9 @@ class AnthropicProvider(AdapterBase[AsyncAnthropic]):
                 out.append({"role": role, "content": content})
         return out
 
-    def _params(self, request: ChatRequest) -> tuple[dict[str, Any], str | None]:
+    def _params(
+        self, request: ChatRequest, extra_headers: dict[str, str] | None
+    ) -> tuple[dict[str, Any], str | None]:
         """The ``messages.create`` arguments, and the forced tool standing in for a schema."""
         params: dict[str, Any] = {
             "model": self.deployment.model,
@@ -179,32 +165,15 @@ class AnthropicProvider(AdapterBase[AsyncAnthropic]):
         # choose their own sampling), and passing it raises TypeError before any request.
         if request.stop:
             params["stop_sequences"] = list(request.stop)
+        if extra_headers:
+            params["extra_headers"] = extra_headers
         return params, forced
 
     # --- errors ---------------------------------------------------------------------
 
-    def _translate(
-        self,
-        exc: Exception,
-        *,
-        partial_text: str = "",
-        request_id: str | None = None,
-        responded: bool = False,
-    ) -> ProviderError:
-        """The taxonomy error for ``exc``; ``responded``: a response was being read."""
-        if isinstance(exc, ProviderError):
-            return exc
-        transport = transport_code(exc)
-        if transport is not None:
-            # Raw transport errors the SDK did not wrap (mid-stream reads).
-            return self._error(
-                "retry_here",
-                f"transport failure: {type(exc).__name__}",
-                code=transport,
-                request_id=request_id,
-                partial_text=partial_text,
-                cause=exc,
-            )
+    def _translate_sdk(
+        self, exc: Exception, partial_text: str, request_id: str | None
+    ) -> ProviderError | None:
         if isinstance(exc, anthropic.APIStatusError):
             # A 200 status means an ``event: error`` frame inside the stream.
             status = exc.status_code if exc.status_code >= 400 else None
@@ -221,59 +190,17 @@ class AnthropicProvider(AdapterBase[AsyncAnthropic]):
                 cause=exc,
             )
         if isinstance(exc, anthropic.APITimeoutError):
-            return self._error(
-                "retry_here",
-                f"no answer within {self.timeout_s:g} s",
-                code="timeout",
-                request_id=request_id,
-                partial_text=partial_text,
-                cause=exc,
-            )
+            return self._timed_out(exc, partial_text, request_id)
         if isinstance(exc, anthropic.APIConnectionError):
-            cause = exc.__cause__
-            detail = f": {type(cause).__name__}" if cause is not None else ""
-            return self._error(
-                "retry_here",
-                f"connection failed{detail}",
-                code="connection_error",
-                request_id=request_id,
-                partial_text=partial_text,
-                cause=exc,
-            )
+            return self._connection_failed(exc, exc.__cause__, partial_text, request_id)
         if isinstance(exc, anthropic.APIResponseValidationError):
-            return self._malformed(exc, partial_text, request_id)
-        if isinstance(exc, json.JSONDecodeError | UnicodeDecodeError) or (
-            responded
-            and isinstance(exc, ValueError | KeyError | AttributeError | IndexError | TypeError)
-        ):
-            # A body or SSE frame that is not JSON, or a frame without the expected fields.
-            # (Before any response the same types mean a bug or a bad argument: fatal.)
             return self._malformed(exc, partial_text, request_id)
         if isinstance(exc, anthropic.APIError):
             kind = classify(status=None, message=exc.message)
             return self._error(
                 kind, exc.message, request_id=request_id, partial_text=partial_text, cause=exc
             )
-        return self._error(
-            "fatal",
-            f"unexpected {type(exc).__name__} from the anthropic SDK: {exc}",
-            request_id=request_id,
-            partial_text=partial_text,
-            cause=exc,
-        )
-
-    def _malformed(
-        self, exc: BaseException | None, partial_text: str, request_id: str | None
-    ) -> ProviderError:
-        return self._error(
-            "retry_here",
-            "malformed response body"
-            + (f": {type(exc).__name__}: {exc}"[:300] if exc is not None else ""),
-            code="malformed_response",
-            request_id=request_id,
-            partial_text=partial_text,
-            cause=exc,
-        )
+        return None
 
     def _check_stop(
         self, stop_reason: str | None, details: Any, request_id: str | None, partial_text: str
@@ -304,9 +231,7 @@ class AnthropicProvider(AdapterBase[AsyncAnthropic]):
     async def complete(
         self, request: ChatRequest, *, extra_headers: dict[str, str] | None = None
     ) -> ChatResponse:
-        params, forced = self._params(request)
-        if extra_headers:
-            params["extra_headers"] = extra_headers
+        params, forced = self._params(request, extra_headers)
         client = self._clients.get()
         started = time.perf_counter()
         try:
@@ -357,10 +282,8 @@ class AnthropicProvider(AdapterBase[AsyncAnthropic]):
     async def stream(
         self, request: ChatRequest, *, extra_headers: dict[str, str] | None = None
     ) -> AsyncIterator[StreamEvent]:
-        params, forced = self._params(request)
+        params, forced = self._params(request, extra_headers)
         params["stream"] = True
-        if extra_headers:
-            params["extra_headers"] = extra_headers
         client = self._clients.get()
         started = time.perf_counter()
         ttft: float | None = None
@@ -397,8 +320,7 @@ class AnthropicProvider(AdapterBase[AsyncAnthropic]):
                             parts.append(fragment)
                             yield TextDelta(text=fragment)
                         elif index is not None and fragment:
-                            tools.add(index, None, None, fragment)
-                            yield ToolCallDelta(index=index, arguments=fragment)
+                            yield tools.add(index, None, None, fragment)
                     elif dtype == "thinking_delta":
                         thinking.append(delta.thinking)
                 elif etype == "content_block_start":
@@ -413,10 +335,7 @@ class AnthropicProvider(AdapterBase[AsyncAnthropic]):
                         tool_index[event.index] = index
                         # Some hosts send the whole input here instead of as deltas.
                         initial = json.dumps(block.input) if block.input else ""
-                        tools.add(index, block.id, block.name, initial)
-                        yield ToolCallDelta(
-                            index=index, id=block.id, name=block.name, arguments=initial
-                        )
+                        yield tools.add(index, block.id, block.name, initial)
                     elif block.type == "text" and block.text:
                         parts.append(block.text)
                         yield TextDelta(text=block.text)
@@ -442,25 +361,17 @@ class AnthropicProvider(AdapterBase[AsyncAnthropic]):
         self._check_stop(stop_reason, stop_details, request_id, text)
         if stop_reason is None:
             # message_delta carries the stop reason; without it the stream was cut.
-            raise self._error(
-                "retry_here",
-                "the stream ended without a stop reason (cut off)",
-                code="stream_cut",
-                request_id=request_id,
-                partial_text=text,
-            )
-        tool_calls = tools.finish(self) if tools else ()
+            raise self._stream_cut("stop reason", request_id, text)
         finish_reason = _FINISH.get(stop_reason, "stop")
         if forced is not None and finish_reason == "tool_calls":
             finish_reason = "stop"
-        response = self._response(
+        yield self._finished(
             text=text,
-            tool_calls=tool_calls,
+            tool_calls=tools.finish(self) if tools else (),
             finish_reason=finish_reason,
             usage=usage,
-            latency_s=time.perf_counter() - started,
+            started=started,
             ttft_s=ttft,
             request_id=request_id,
             reasoning="".join(thinking),
         )
-        yield FinishEvent(finish_reason=finish_reason, response=response)

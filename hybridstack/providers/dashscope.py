@@ -38,28 +38,28 @@ from dashscope.common.error import DashScopeException
 
 from hybridstack.errors import ProviderError
 from hybridstack.providers._classify import classify
-from hybridstack.providers._common import AdapterBase, ToolCallAssembler, json_instruction
+from hybridstack.providers._common import (
+    SHAPE_ERRORS,
+    AdapterBase,
+    ToolCallAssembler,
+    openai_finish_reason,
+    openai_style_options,
+    openai_tool_calls,
+)
 from hybridstack.types import (
     ChatRequest,
     ChatResponse,
-    FinishEvent,
-    FinishReason,
     StreamEvent,
     TextDelta,
     ToolCall,
-    ToolCallDelta,
     Usage,
     UsageEvent,
 )
 
 __all__ = ["DashScopeProvider"]
 
-_FINISH: dict[str, FinishReason] = {
-    "stop": "stop",
-    "length": "length",
-    "tool_calls": "tool_calls",
-    "function_call": "tool_calls",
-}
+#: The end of the message of a ``content_filter`` refusal (DashScope sends no detail).
+_REFUSED = " (finish_reason content_filter)"
 #: DashScope sends the *string* "null" as the finish reason of every chunk but the last.
 _NOT_FINISHED = (None, "", "null")
 
@@ -110,6 +110,7 @@ class DashScopeProvider(AdapterBase[aiohttp.ClientSession]):
     """Adapter for DashScope's native text-generation protocol."""
 
     protocol = "dashscope"
+    _unwrapped_transport = False
 
     def _make_client(self) -> aiohttp.ClientSession:
         # Our own session per loop (the SDK's shared one is never closed); trust_env as
@@ -118,9 +119,6 @@ class DashScopeProvider(AdapterBase[aiohttp.ClientSession]):
             return aiohttp.ClientSession(trust_env=True, middlewares=(_no_resend,))
         except TypeError:  # aiohttp < 3.12 has no client middlewares: accept the resend
             return aiohttp.ClientSession(trust_env=True)
-
-    async def _close_client(self, client: aiohttp.ClientSession) -> None:
-        await client.close()
 
     # --- request --------------------------------------------------------------------
 
@@ -143,14 +141,7 @@ class DashScopeProvider(AdapterBase[aiohttp.ClientSession]):
                     {
                         "role": "assistant",
                         "content": m.text,
-                        "tool_calls": [
-                            {
-                                "id": c.id,
-                                "type": "function",
-                                "function": {"name": c.name, "arguments": c.arguments_json},
-                            }
-                            for c in m.all_tool_calls
-                        ],
+                        "tool_calls": openai_tool_calls(m.all_tool_calls),
                     }
                 )
             else:
@@ -168,41 +159,8 @@ class DashScopeProvider(AdapterBase[aiohttp.ClientSession]):
             "request_timeout": self.timeout_s,
             "session": self._clients.get(),
         }
-        if request.tools:
-            params["tools"] = [
-                {
-                    "type": "function",
-                    "function": {
-                        "name": t.name,
-                        "description": t.description,
-                        "parameters": t.parameters,
-                    },
-                }
-                for t in request.tools
-            ]
-        if request.tool_choice is not None:
-            params["tool_choice"] = request.tool_choice
-        schema = request.response_schema
-        if schema is not None:
-            if self._json_object_only:
-                # JSON mode needs the word "JSON" in the prompt; the schema goes along.
-                messages.insert(0, {"role": "system", "content": json_instruction(schema)})
-                params["response_format"] = {"type": "json_object"}
-            else:
-                params["response_format"] = {
-                    "type": "json_schema",
-                    "json_schema": {
-                        "name": request.response_schema_name,
-                        "schema": schema,
-                        "strict": True,
-                    },
-                }
-        if request.max_tokens is not None:
-            params["max_tokens"] = request.max_tokens
-        if request.temperature is not None:
-            params["temperature"] = request.temperature
-        if request.stop:
-            params["stop"] = list(request.stop)
+        # The native protocol takes the OpenAI request format's options.
+        openai_style_options(params, messages, request, json_object_only=self._json_object_only)
         if extra_headers:
             params["headers"] = dict(extra_headers)  # the SDK pops keys from it: a copy
         return params
@@ -235,72 +193,27 @@ class DashScopeProvider(AdapterBase[aiohttp.ClientSession]):
             partial_text=partial_text,
         )
 
-    def _translate(
-        self, exc: Exception, *, partial_text: str = "", request_id: str | None = None
-    ) -> ProviderError:
-        if isinstance(exc, ProviderError):
-            return exc
+    def _translate_sdk(
+        self, exc: Exception, partial_text: str, request_id: str | None
+    ) -> ProviderError | None:
         if isinstance(exc, SendFailedError):
             exc = exc.error
         if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
-            return self._error(
-                "retry_here",
-                f"no answer within {self.timeout_s:g} s",
-                code="timeout",
-                request_id=request_id,
-                partial_text=partial_text,
-                cause=exc,
-            )
+            return self._timed_out(exc, partial_text, request_id)
         if isinstance(exc, aiohttp.ContentTypeError | json.JSONDecodeError):
             return self._malformed(exc, partial_text, request_id)
         if isinstance(exc, aiohttp.ClientError | OSError | EOFError):
-            return self._error(
-                "retry_here",
-                f"connection failed: {type(exc).__name__}",
-                code="connection_error",
-                request_id=request_id,
-                partial_text=partial_text,
-                cause=exc,
-            )
+            return self._connection_failed(exc, exc, partial_text, request_id)
         if isinstance(exc, DashScopeAuthError):
             return self._error("fail_over", str(exc), code="InvalidApiKey", cause=exc)
         if isinstance(exc, DashScopeException):
             # The SDK's local checks (InputRequired, ModelRequired …): the request is wrong.
             return self._error("fatal", str(exc), code=type(exc).__name__, cause=exc)
-        if isinstance(exc, ValueError | KeyError | AttributeError | IndexError | TypeError):
+        if isinstance(exc, SHAPE_ERRORS):
             # The SDK builds its response objects from the body: a 200 with an unexpected
-            # shape fails there.
+            # shape fails there, before any response reaches us.
             return self._malformed(exc, partial_text, request_id)
-        return self._error(
-            "fatal",
-            f"unexpected {type(exc).__name__} from the dashscope SDK: {exc}",
-            request_id=request_id,
-            partial_text=partial_text,
-            cause=exc,
-        )
-
-    def _malformed(
-        self, exc: BaseException | None, partial_text: str, request_id: str | None
-    ) -> ProviderError:
-        return self._error(
-            "retry_here",
-            "malformed response body"
-            + (f": {type(exc).__name__}: {exc}"[:300] if exc is not None else ""),
-            code="malformed_response",
-            request_id=request_id,
-            partial_text=partial_text,
-            cause=exc,
-        )
-
-    def _refused(self, request_id: str | None, partial_text: str) -> ProviderError:
-        return self._error(
-            "content_refused",
-            "the provider refused the content (finish_reason content_filter)",
-            status=200,
-            code="content_filter",
-            request_id=request_id,
-            partial_text=partial_text,
-        )
+        return None
 
     # --- calls ----------------------------------------------------------------------
 
@@ -343,14 +256,11 @@ class DashScopeProvider(AdapterBase[aiohttp.ClientSession]):
         except Exception as exc:
             raise self._malformed(exc, "", request_id) from exc
         if finish == "content_filter":
-            raise self._refused(request_id, text)
-        finish_reason = _FINISH.get(finish or "stop", "stop")
-        if tool_calls and finish_reason == "stop":
-            finish_reason = "tool_calls"
+            raise self._refused(request_id, text, _REFUSED)
         return self._response(
             text=text,
             tool_calls=tool_calls,
-            finish_reason=finish_reason,
+            finish_reason=openai_finish_reason(finish, tool_calls),
             usage=usage,
             latency_s=latency,
             request_id=request_id,
@@ -403,9 +313,7 @@ class DashScopeProvider(AdapterBase[aiohttp.ClientSession]):
                         fn = call.get("function") or {}
                         name = fn.get("name") or None
                         arguments = fn.get("arguments") or ""
-                        call_id = call.get("id") or None
-                        tools.add(index, call_id, name, arguments)
-                        yield ToolCallDelta(index=index, id=call_id, name=name, arguments=arguments)
+                        yield tools.add(index, call.get("id") or None, name, arguments)
                 reasoning = message.get("reasoning_content")
                 if reasoning:
                     thinking.append(reasoning)
@@ -422,29 +330,19 @@ class DashScopeProvider(AdapterBase[aiohttp.ClientSession]):
 
         text = "".join(parts)
         if finish == "content_filter":
-            raise self._refused(request_id, text)
+            raise self._refused(request_id, text, _REFUSED)
         if finish is None:
-            raise self._error(
-                "retry_here",
-                "the stream ended without a finish reason (cut off)",
-                code="stream_cut",
-                request_id=request_id,
-                partial_text=text,
-            )
+            raise self._stream_cut("finish reason", request_id, text)
         if usage is not None:
             yield UsageEvent(usage=usage)
         tool_calls = tools.finish(self) if tools else ()
-        finish_reason = _FINISH.get(finish, "stop")
-        if tool_calls and finish_reason == "stop":
-            finish_reason = "tool_calls"
-        response = self._response(
+        yield self._finished(
             text=text,
             tool_calls=tool_calls,
-            finish_reason=finish_reason,
+            finish_reason=openai_finish_reason(finish, tool_calls),
             usage=usage or Usage(),
-            latency_s=time.perf_counter() - started,
+            started=started,
             ttft_s=ttft,
             request_id=request_id,
             reasoning="".join(thinking),
         )
-        yield FinishEvent(finish_reason=finish_reason, response=response)

@@ -13,7 +13,6 @@ SDK facts this relies on (openai 3.57):
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -27,30 +26,21 @@ from hybridstack.providers._classify import classify
 from hybridstack.providers._common import (
     AdapterBase,
     ToolCallAssembler,
-    json_instruction,
-    transport_code,
+    openai_finish_reason,
+    openai_style_options,
+    openai_tool_calls,
 )
 from hybridstack.types import (
     ChatRequest,
     ChatResponse,
-    FinishEvent,
-    FinishReason,
     StreamEvent,
     TextDelta,
     ToolCall,
-    ToolCallDelta,
     Usage,
     UsageEvent,
 )
 
 __all__ = ["OpenAIProvider"]
-
-_FINISH: dict[str, FinishReason] = {
-    "stop": "stop",
-    "length": "length",
-    "tool_calls": "tool_calls",
-    "function_call": "tool_calls",
-}
 
 
 def _usage(raw: Any) -> Usage:
@@ -72,6 +62,11 @@ def _usage(raw: Any) -> Usage:
     )
 
 
+def _detail(refusal: str | None) -> str:
+    """The refusal text the model sent, as the end of the error message."""
+    return f": {refusal}" if refusal else ""
+
+
 def _reasoning(obj: Any) -> str | None:
     """DeepSeek/Qwen ``reasoning_content`` (or vLLM/OpenRouter ``reasoning``), if sent."""
     extra = obj.model_extra
@@ -85,17 +80,7 @@ class OpenAIProvider(AdapterBase[AsyncOpenAI]):
     """Adapter for the OpenAI chat-completions protocol."""
 
     protocol = "openai"
-
-    def _make_client(self) -> AsyncOpenAI:
-        return AsyncOpenAI(
-            base_url=self.deployment.base_url,
-            api_key=self._api_key,
-            max_retries=0,  # retries live in hybridstack's executor, once
-            timeout=self.timeout_s,
-        )
-
-    async def _close_client(self, client: AsyncOpenAI) -> None:
-        await client.close()
+    _sdk_client = AsyncOpenAI
 
     # --- request --------------------------------------------------------------------
 
@@ -112,14 +97,7 @@ class OpenAIProvider(AdapterBase[AsyncOpenAI]):
                         {
                             "role": "assistant",
                             "content": m.text or None,
-                            "tool_calls": [
-                                {
-                                    "id": c.id,
-                                    "type": "function",
-                                    "function": {"name": c.name, "arguments": c.arguments_json},
-                                }
-                                for c in calls
-                            ],
+                            "tool_calls": openai_tool_calls(calls),
                         }
                     )
                 else:
@@ -128,70 +106,19 @@ class OpenAIProvider(AdapterBase[AsyncOpenAI]):
                 out.append({"role": role, "content": m.text})
         return out
 
-    def _params(self, request: ChatRequest) -> dict[str, Any]:
+    def _params(self, request: ChatRequest, extra_headers: dict[str, str] | None) -> dict[str, Any]:
         messages = self._messages(request)
         params: dict[str, Any] = {"model": self.deployment.model, "messages": messages}
-        if request.tools:
-            params["tools"] = [
-                {
-                    "type": "function",
-                    "function": {
-                        "name": t.name,
-                        "description": t.description,
-                        "parameters": t.parameters,
-                    },
-                }
-                for t in request.tools
-            ]
-        if request.tool_choice is not None:
-            params["tool_choice"] = request.tool_choice
-        schema = request.response_schema
-        if schema is not None:
-            if self._json_object_only:
-                # JSON mode only: the schema travels in a system instruction.
-                messages.insert(0, {"role": "system", "content": json_instruction(schema)})
-                params["response_format"] = {"type": "json_object"}
-            else:
-                params["response_format"] = {
-                    "type": "json_schema",
-                    "json_schema": {
-                        "name": request.response_schema_name,
-                        "schema": schema,
-                        "strict": True,
-                    },
-                }
-        if request.max_tokens is not None:
-            params["max_tokens"] = request.max_tokens
-        if request.temperature is not None:
-            params["temperature"] = request.temperature
-        if request.stop:
-            params["stop"] = list(request.stop)
+        openai_style_options(params, messages, request, json_object_only=self._json_object_only)
+        if extra_headers:
+            params["extra_headers"] = extra_headers
         return params
 
     # --- errors ---------------------------------------------------------------------
 
-    def _translate(
-        self,
-        exc: Exception,
-        *,
-        partial_text: str = "",
-        request_id: str | None = None,
-        responded: bool = False,
-    ) -> ProviderError:
-        """The taxonomy error for ``exc``; ``responded``: a response was being read."""
-        if isinstance(exc, ProviderError):
-            return exc
-        transport = transport_code(exc)
-        if transport is not None:
-            # Raw transport errors the SDK did not wrap (mid-stream reads).
-            return self._error(
-                "retry_here",
-                f"transport failure: {type(exc).__name__}",
-                code=transport,
-                request_id=request_id,
-                partial_text=partial_text,
-                cause=exc,
-            )
+    def _translate_sdk(
+        self, exc: Exception, partial_text: str, request_id: str | None
+    ) -> ProviderError | None:
         if isinstance(exc, openai.APIStatusError):
             kind = classify(
                 status=exc.status_code, code=exc.code, type_=exc.type, message=exc.message
@@ -207,25 +134,9 @@ class OpenAIProvider(AdapterBase[AsyncOpenAI]):
                 cause=exc,
             )
         if isinstance(exc, openai.APITimeoutError):
-            return self._error(
-                "retry_here",
-                f"no answer within {self.timeout_s:g} s",
-                code="timeout",
-                request_id=request_id,
-                partial_text=partial_text,
-                cause=exc,
-            )
+            return self._timed_out(exc, partial_text, request_id)
         if isinstance(exc, openai.APIConnectionError):
-            cause = exc.__cause__
-            detail = f": {type(cause).__name__}" if cause is not None else ""
-            return self._error(
-                "retry_here",
-                f"connection failed{detail}",
-                code="connection_error",
-                request_id=request_id,
-                partial_text=partial_text,
-                cause=exc,
-            )
+            return self._connection_failed(exc, exc.__cause__, partial_text, request_id)
         if isinstance(exc, openai.APIResponseValidationError):
             return self._malformed(exc, partial_text, request_id)
         if isinstance(exc, openai.APIError):
@@ -239,54 +150,14 @@ class OpenAIProvider(AdapterBase[AsyncOpenAI]):
                 partial_text=partial_text,
                 cause=exc,
             )
-        if isinstance(exc, json.JSONDecodeError | UnicodeDecodeError) or (
-            responded
-            and isinstance(exc, ValueError | KeyError | AttributeError | IndexError | TypeError)
-        ):
-            # A body or SSE frame that is not JSON, or a frame without the expected fields.
-            # (Before any response the same types mean a bug or a bad argument: fatal.)
-            return self._malformed(exc, partial_text, request_id)
-        return self._error(
-            "fatal",
-            f"unexpected {type(exc).__name__} from the openai SDK: {exc}",
-            request_id=request_id,
-            partial_text=partial_text,
-            cause=exc,
-        )
-
-    def _malformed(
-        self, exc: BaseException | None, partial_text: str, request_id: str | None
-    ) -> ProviderError:
-        return self._error(
-            "retry_here",
-            "malformed response body"
-            + (f": {type(exc).__name__}: {exc}"[:300] if exc is not None else ""),
-            code="malformed_response",
-            request_id=request_id,
-            partial_text=partial_text,
-            cause=exc,
-        )
-
-    def _refused(
-        self, detail: str | None, request_id: str | None, partial_text: str = ""
-    ) -> ProviderError:
-        return self._error(
-            "content_refused",
-            "the provider refused the content" + (f": {detail}" if detail else ""),
-            status=200,
-            code="content_filter",
-            request_id=request_id,
-            partial_text=partial_text,
-        )
+        return None
 
     # --- calls ----------------------------------------------------------------------
 
     async def complete(
         self, request: ChatRequest, *, extra_headers: dict[str, str] | None = None
     ) -> ChatResponse:
-        params = self._params(request)
-        if extra_headers:
-            params["extra_headers"] = extra_headers
+        params = self._params(request, extra_headers)
         client = self._clients.get()
         started = time.perf_counter()
         try:
@@ -310,19 +181,16 @@ class OpenAIProvider(AdapterBase[AsyncOpenAI]):
         except Exception as exc:
             raise self._malformed(exc, "", request_id) from exc
         if finish == "content_filter" or refusal:
-            raise self._refused(refusal, request_id)
+            raise self._refused(request_id, "", _detail(refusal))
         tool_calls: tuple[ToolCall, ...] = ()
         if raw_calls:
             tool_calls = tuple(
                 self._tool_call(c.id, c.function.name, c.function.arguments) for c in raw_calls
             )
-        finish_reason = _FINISH.get(finish or "stop", "stop")
-        if tool_calls and finish_reason == "stop":
-            finish_reason = "tool_calls"  # some compatible hosts say "stop" after a tool call
         return self._response(
             text=text,
             tool_calls=tool_calls,
-            finish_reason=finish_reason,
+            finish_reason=openai_finish_reason(finish, tool_calls),
             usage=usage,
             latency_s=latency,
             request_id=request_id,
@@ -332,11 +200,9 @@ class OpenAIProvider(AdapterBase[AsyncOpenAI]):
     async def stream(
         self, request: ChatRequest, *, extra_headers: dict[str, str] | None = None
     ) -> AsyncIterator[StreamEvent]:
-        params = self._params(request)
+        params = self._params(request, extra_headers)
         params["stream"] = True
         params["stream_options"] = {"include_usage": True}
-        if extra_headers:
-            params["extra_headers"] = extra_headers
         client = self._clients.get()
         started = time.perf_counter()
         ttft: float | None = None
@@ -375,10 +241,7 @@ class OpenAIProvider(AdapterBase[AsyncOpenAI]):
                             fn = call.function
                             name = fn.name if fn is not None else None
                             arguments = (fn.arguments if fn is not None else None) or ""
-                            tools.add(index, call.id, name, arguments)
-                            yield ToolCallDelta(
-                                index=index, id=call.id, name=name, arguments=arguments
-                            )
+                            yield tools.add(index, call.id, name, arguments)
                     if delta.refusal:
                         refusal = (refusal or "") + delta.refusal
                     reasoning = _reasoning(delta)
@@ -399,27 +262,17 @@ class OpenAIProvider(AdapterBase[AsyncOpenAI]):
 
         text = "".join(parts)
         if finish == "content_filter" or refusal:
-            raise self._refused(refusal, request_id, partial_text=text)
+            raise self._refused(request_id, text, _detail(refusal))
         if finish is None:
-            raise self._error(
-                "retry_here",
-                "the stream ended without a finish reason (cut off)",
-                code="stream_cut",
-                request_id=request_id,
-                partial_text=text,
-            )
+            raise self._stream_cut("finish reason", request_id, text)
         tool_calls = tools.finish(self) if tools else ()
-        finish_reason = _FINISH.get(finish, "stop")
-        if tool_calls and finish_reason == "stop":
-            finish_reason = "tool_calls"
-        response = self._response(
+        yield self._finished(
             text=text,
             tool_calls=tool_calls,
-            finish_reason=finish_reason,
+            finish_reason=openai_finish_reason(finish, tool_calls),
             usage=usage or Usage(),
-            latency_s=time.perf_counter() - started,
+            started=started,
             ttft_s=ttft,
             request_id=request_id,
             reasoning="".join(reasoning_parts),
         )
-        yield FinishEvent(finish_reason=finish_reason, response=response)

@@ -24,6 +24,7 @@ from hybridstack.testing._wire_common import (
     WireAdapter,
     content_text,
     dumps,
+    sse,
 )
 
 _STOP = {"stop": "end_turn", "tool_calls": "tool_use", "length": "max_tokens", "refusal": "refusal"}
@@ -57,10 +58,6 @@ _TEXT_DELTA_HEAD = (
 )
 
 
-def _event(name: str, data: dict[str, Any]) -> bytes:
-    return b"event: " + name.encode() + b"\ndata: " + dumps(data).encode() + b"\n\n"
-
-
 def _text_of_blocks(content: Any) -> tuple[str, str, bool, int]:
     """(text of text blocks, text of tool_result blocks, has tool_result, other chars)."""
     if isinstance(content, str):
@@ -88,6 +85,7 @@ class AnthropicWire(WireAdapter):
     endpoint = "/v1/messages"
     base_suffix = ""
     request_id_header = "request-id"
+    canned_errors = _ERRORS
 
     def parse(self, body: dict[str, Any], headers: Mapping[str, str]) -> ChatRequest:
         if not body.get("model"):
@@ -207,7 +205,7 @@ class AnthropicWire(WireAdapter):
                 "usage": self._usage(turn, 1 if turn.output_tokens else 0),
             },
         }
-        head = [_event("message_start", start), _event("ping", {"type": "ping"})]
+        head = [sse(start, "message_start"), sse({"type": "ping"}, "ping")]
         tokens: list[bytes] = []
         tail: list[bytes] = []
         if turn.tool_call is not None:
@@ -219,42 +217,41 @@ class AnthropicWire(WireAdapter):
                 "input": {},
             }
             head.append(
-                _event(
-                    "content_block_start",
+                sse(
                     {"type": "content_block_start", "index": 0, "content_block": block},
+                    "content_block_start",
                 )
             )
             tokens.extend(
-                _event(
-                    "content_block_delta",
+                sse(
                     {
                         "type": "content_block_delta",
                         "index": 0,
                         "delta": {"type": "input_json_delta", "partial_json": piece},
                     },
+                    "content_block_delta",
                 )
                 for piece in turn.pieces
             )
-            tail.append(_event("content_block_stop", {"type": "content_block_stop", "index": 0}))
+            tail.append(sse({"type": "content_block_stop", "index": 0}, "content_block_stop"))
         elif turn.text is not None:
             head.append(
-                _event(
-                    "content_block_start",
+                sse(
                     {
                         "type": "content_block_start",
                         "index": 0,
                         "content_block": {"type": "text", "text": ""},
                     },
+                    "content_block_start",
                 )
             )
             # Hot path: encode only the text of each delta, not the whole event.
             tokens.extend(
                 (_TEXT_DELTA_HEAD + dumps(piece) + "}}\n\n").encode() for piece in turn.pieces
             )
-            tail.append(_event("content_block_stop", {"type": "content_block_stop", "index": 0}))
+            tail.append(sse({"type": "content_block_stop", "index": 0}, "content_block_stop"))
         tail.append(
-            _event(
-                "message_delta",
+            sse(
                 {
                     "type": "message_delta",
                     "delta": {
@@ -264,35 +261,31 @@ class AnthropicWire(WireAdapter):
                     },
                     "usage": {"output_tokens": turn.output_tokens},
                 },
+                "message_delta",
             )
         )
-        tail.append(_event("message_stop", {"type": "message_stop"}))
+        tail.append(sse({"type": "message_stop"}, "message_stop"))
         return StreamPlan(head, tokens, tail)
 
     # ------------------------------------------------------------------ errors
 
-    def _error_body(self, ctx: RequestContext, etype: str, message: str) -> bytes:
-        return dumps(
-            {
-                "type": "error",
-                "error": {"type": etype, "message": message},
-                "request_id": ctx.request_id,
-            }
-        ).encode()
+    def _error_body(self, ctx: RequestContext, etype: str, message: str) -> dict[str, Any]:
+        return {
+            "type": "error",
+            "error": {"type": etype, "message": message},
+            "request_id": ctx.request_id,
+        }
+
+    def context_length_error(self, info: ErrorInfo) -> tuple[int, str, str]:
+        message = f"prompt is too long: {info.input_tokens} tokens > {info.limit} maximum"
+        return 400, "invalid_request_error", message
 
     def error(self, kind: ErrorKind, ctx: RequestContext, info: ErrorInfo) -> tuple[int, bytes]:
-        if kind == "context_length":
-            status, etype = 400, "invalid_request_error"
-            message = f"prompt is too long: {info.input_tokens} tokens > {info.limit} maximum"
-        else:
-            status, etype, message = _ERRORS[kind]
-        if info.message:
-            message = info.message
-        return status, self._error_body(ctx, etype, message)
+        status, etype, message = self.error_entry(kind, info)
+        return status, dumps(self._error_body(ctx, etype, message)).encode()
 
     def mid_stream_error(self, ctx: RequestContext) -> bytes:
-        body = self._error_body(ctx, "overloaded_error", "Overloaded")
-        return b"event: error\ndata: " + body + b"\n\n"
+        return sse(self._error_body(ctx, "overloaded_error", "Overloaded"), "error")
 
     def malformed(self, ctx: RequestContext, stream: bool) -> bytes:
         if stream:

@@ -3,8 +3,9 @@
 Each wire adapter (``_wire_openai``, ``_wire_anthropic``, ``_wire_dashscope``) turns its
 provider's request body into a :class:`ChatRequest`; :func:`synthesize` turns that into a
 :class:`Turn` (deterministic text, a tool call, or JSON that fits a schema); the adapter
-then renders the turn in its own wire format. Nothing here knows any provider's format,
-and nothing imports a provider SDK.
+then renders the turn in its own wire format. Nothing here imports a provider SDK; the
+only formats known here are the ones several wires share: OpenAI-shaped messages and
+options (OpenAI and DashScope) and ``event:``/``data:`` SSE framing (OpenAI, Anthropic).
 """
 
 from __future__ import annotations
@@ -138,6 +139,8 @@ class WireAdapter(abc.ABC):
     request_id_header: ClassVar[str]
     json_content_type: ClassVar[str] = "application/json"
     sse_content_type: ClassVar[str] = "text/event-stream; charset=utf-8"
+    #: ``kind`` → (HTTP status, this wire's error fields …, message): the message is last
+    canned_errors: ClassVar[Mapping[str, tuple[Any, ...]]]
 
     @abc.abstractmethod
     def parse(self, body: dict[str, Any], headers: Mapping[str, str]) -> ChatRequest: ...
@@ -150,6 +153,18 @@ class WireAdapter(abc.ABC):
 
     @abc.abstractmethod
     def error(self, kind: ErrorKind, ctx: RequestContext, info: ErrorInfo) -> tuple[int, bytes]: ...
+
+    @abc.abstractmethod
+    def context_length_error(self, info: ErrorInfo) -> tuple[Any, ...]:
+        """The ``context_length`` entry, shaped as in ``canned_errors`` (it quotes the limit)."""
+
+    def error_entry(self, kind: ErrorKind, info: ErrorInfo) -> tuple[Any, ...]:
+        """(status, fields …, message) of a ``kind`` error; ``info.message`` replaces the text."""
+        if kind == "context_length":
+            entry = self.context_length_error(info)
+        else:
+            entry = self.canned_errors[kind]
+        return (*entry[:-1], info.message) if info.message else entry
 
     @abc.abstractmethod
     def mid_stream_error(self, ctx: RequestContext) -> bytes: ...
@@ -236,6 +251,60 @@ def openai_style_tools(tools: Any) -> list[ToolSpec]:
     return specs
 
 
+def parse_openai_style_messages(
+    req: ChatRequest,
+    messages: list[Any],
+    *,
+    system_roles: tuple[str, ...],
+    tool_roles: tuple[str, ...],
+    not_an_object: str,
+    param: str | None = None,
+) -> int:
+    """Fill ``req`` from OpenAI-shaped ``messages``; returns their prompt characters.
+
+    Sets the system text, the last user text and the tool results that end the
+    conversation. A message that is not an object is a :class:`BadRequest` with the
+    provider's wording ``not_an_object`` (and ``param``).
+    """
+    system: list[str] = []
+    chars = 0
+    for msg in messages:
+        if not isinstance(msg, Mapping):
+            raise BadRequest(not_an_object, param=param)
+        role = msg.get("role")
+        text = content_text(msg.get("content"))
+        chars += len(text)
+        if role in system_roles:
+            system.append(text)
+        elif role == "user":
+            req.last_user_text = text
+        elif role == "assistant":
+            chars += tool_call_chars(msg.get("tool_calls"))
+    trailing: list[str] = []
+    for msg in reversed(messages):
+        if msg.get("role") not in tool_roles:
+            break
+        trailing.append(content_text(msg.get("content")))
+    req.last_is_tool_result = bool(trailing)
+    req.tool_result_text = "\n".join(reversed(trailing))
+    req.system_text = "\n".join(system)
+    return chars
+
+
+def parse_openai_style_options(req: ChatRequest, options: Mapping[str, Any], chars: int) -> None:
+    """Tools, tool choice and response format from OpenAI-shaped ``options``.
+
+    ``chars``: the prompt characters so far; the tool definitions add theirs.
+    """
+    tools = options.get("tools")
+    req.tools = openai_style_tools(tools)
+    if tools:
+        chars += len(dumps(tools))
+    req.input_chars = chars
+    req.tool_choice, req.forced_tool = normalise_tool_choice(options.get("tool_choice"))
+    req.json_schema, req.json_object = response_format_schema(options.get("response_format"))
+
+
 def response_format_schema(fmt: Any) -> tuple[dict[str, Any] | None, bool]:
     """OpenAI/DashScope ``response_format`` → (JSON schema, json_object flag)."""
     if not isinstance(fmt, Mapping):
@@ -250,6 +319,16 @@ def response_format_schema(fmt: Any) -> tuple[dict[str, Any] | None, bool]:
     if kind == "json_object":
         return None, True
     return None, False
+
+
+# --------------------------------------------------------------------------- SSE framing
+
+
+def sse(data: Any, event: str | None = None) -> bytes:
+    """One server-sent event the OpenAI / Anthropic way: ``event: NAME`` when named, then
+    ``data: JSON`` and the blank line."""
+    head = b"data: " if event is None else b"event: " + event.encode() + b"\ndata: "
+    return head + dumps(data).encode() + b"\n\n"
 
 
 # --------------------------------------------------------------------------- directives

@@ -23,13 +23,10 @@ from hybridstack.testing._wire_common import (
     StreamPlan,
     Turn,
     WireAdapter,
-    content_text,
     dumps,
     estimate_tokens,
-    normalise_tool_choice,
-    openai_style_tools,
-    response_format_schema,
-    tool_call_chars,
+    parse_openai_style_messages,
+    parse_openai_style_options,
 )
 
 _FINISH = {"stop": "stop", "tool_calls": "tool_calls", "length": "length", "refusal": "stop"}
@@ -75,6 +72,7 @@ class DashScopeWire(WireAdapter):
     endpoint = "/api/v1/services/aigc/text-generation/generation"
     base_suffix = "/api/v1"
     request_id_header = "x-request-id"
+    canned_errors = _ERRORS
 
     def parse(self, body: dict[str, Any], headers: Mapping[str, str]) -> ChatRequest:
         if not body.get("model"):
@@ -92,40 +90,20 @@ class DashScopeWire(WireAdapter):
         )
         req = ChatRequest(stream=stream)
         messages = inp.get("messages")
-        chars = 0
-        system: list[str] = []
         if isinstance(messages, list) and messages:
-            for msg in messages:
-                if not isinstance(msg, Mapping):
-                    raise BadRequest("Each message must be an object.")
-                role = msg.get("role")
-                text = content_text(msg.get("content"))
-                chars += len(text)
-                if role == "system":
-                    system.append(text)
-                elif role == "user":
-                    req.last_user_text = text
-                elif role == "assistant":
-                    chars += tool_call_chars(msg.get("tool_calls"))
-            trailing: list[str] = []
-            for msg in reversed(messages):
-                if msg.get("role") != "tool":
-                    break
-                trailing.append(content_text(msg.get("content")))
-            req.last_is_tool_result = bool(trailing)
-            req.tool_result_text = "\n".join(reversed(trailing))
+            chars = parse_openai_style_messages(
+                req,
+                messages,
+                system_roles=("system",),
+                tool_roles=("tool",),
+                not_an_object="Each message must be an object.",
+            )
         elif isinstance(inp.get("prompt"), str) and inp["prompt"]:
             req.last_user_text = inp["prompt"]
-            chars += len(inp["prompt"])
+            chars = len(inp["prompt"])
         else:
             raise BadRequest("Required input parameter missing from request.")
-        req.system_text = "\n".join(system)
-        req.tools = openai_style_tools(params.get("tools"))
-        if params.get("tools"):
-            chars += len(dumps(params["tools"]))
-        req.input_chars = chars
-        req.tool_choice, req.forced_tool = normalise_tool_choice(params.get("tool_choice"))
-        req.json_schema, req.json_object = response_format_schema(params.get("response_format"))
+        parse_openai_style_options(req, params, chars)
         max_tokens = params.get("max_tokens")
         req.max_tokens = max_tokens if isinstance(max_tokens, int) else None
         req.incremental = bool(params.get("incremental_output"))
@@ -227,14 +205,11 @@ class DashScopeWire(WireAdapter):
 
     # ------------------------------------------------------------------ errors
 
+    def context_length_error(self, info: ErrorInfo) -> tuple[int, str, str]:
+        return 400, "InvalidParameter", f"Range of input length should be [1, {info.limit}]"
+
     def error(self, kind: ErrorKind, ctx: RequestContext, info: ErrorInfo) -> tuple[int, bytes]:
-        if kind == "context_length":
-            status, code = 400, "InvalidParameter"
-            message = f"Range of input length should be [1, {info.limit}]"
-        else:
-            status, code, message = _ERRORS[kind]
-        if info.message:
-            message = info.message
+        status, code, message = self.error_entry(kind, info)
         body = {"code": code, "message": message, "request_id": ctx.request_id}
         return status, dumps(body).encode()
 

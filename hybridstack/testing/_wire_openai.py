@@ -19,12 +19,10 @@ from hybridstack.testing._wire_common import (
     StreamPlan,
     Turn,
     WireAdapter,
-    content_text,
     dumps,
-    normalise_tool_choice,
-    openai_style_tools,
-    response_format_schema,
-    tool_call_chars,
+    parse_openai_style_messages,
+    parse_openai_style_options,
+    sse,
 )
 
 _FINISH = {
@@ -90,6 +88,7 @@ class OpenAIWire(WireAdapter):
     endpoint = "/v1/chat/completions"
     base_suffix = "/v1"
     request_id_header = "x-request-id"
+    canned_errors = _ERRORS
 
     def parse(self, body: dict[str, Any], headers: Mapping[str, str]) -> ChatRequest:
         if not body.get("model"):
@@ -98,34 +97,15 @@ class OpenAIWire(WireAdapter):
         if not isinstance(messages, list) or not messages:
             raise BadRequest("'messages' must be a non-empty array", param="messages")
         req = ChatRequest(stream=bool(body.get("stream")))
-        system: list[str] = []
-        chars = 0
-        for msg in messages:
-            if not isinstance(msg, Mapping):
-                raise BadRequest("each message must be an object", param="messages")
-            role = msg.get("role")
-            text = content_text(msg.get("content"))
-            chars += len(text)
-            if role in ("system", "developer"):
-                system.append(text)
-            elif role == "user":
-                req.last_user_text = text
-            elif role == "assistant":
-                chars += tool_call_chars(msg.get("tool_calls"))
-        trailing: list[str] = []
-        for msg in reversed(messages):
-            if msg.get("role") not in ("tool", "function"):
-                break
-            trailing.append(content_text(msg.get("content")))
-        req.last_is_tool_result = bool(trailing)
-        req.tool_result_text = "\n".join(reversed(trailing))
-        req.system_text = "\n".join(system)
-        req.tools = openai_style_tools(body.get("tools"))
-        if body.get("tools"):
-            chars += len(dumps(body["tools"]))
-        req.input_chars = chars
-        req.tool_choice, req.forced_tool = normalise_tool_choice(body.get("tool_choice"))
-        req.json_schema, req.json_object = response_format_schema(body.get("response_format"))
+        chars = parse_openai_style_messages(
+            req,
+            messages,
+            system_roles=("system", "developer"),
+            tool_roles=("tool", "function"),
+            not_an_object="each message must be an object",
+            param="messages",
+        )
+        parse_openai_style_options(req, body, chars)
         max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
         req.max_tokens = max_tokens if isinstance(max_tokens, int) else None
         options = body.get("stream_options")
@@ -227,28 +207,25 @@ class OpenAIWire(WireAdapter):
                 "choices": [],
                 "usage": self._usage(turn),
             }
-            tail.append(b"data: " + dumps(usage_frame).encode() + b"\n\n")
+            tail.append(sse(usage_frame))
         tail.append(b"data: [DONE]\n\n")
         return StreamPlan(head, tokens, tail)
 
     # ------------------------------------------------------------------ errors
 
+    def context_length_error(self, info: ErrorInfo) -> tuple[int, str, str, str]:
+        return (
+            400,
+            "invalid_request_error",
+            "context_length_exceeded",
+            f"This model's maximum context length is {info.limit} tokens. However, your "
+            f"messages resulted in {info.input_tokens} tokens. Please reduce the length "
+            "of the messages.",
+        )
+
     def error(self, kind: ErrorKind, ctx: RequestContext, info: ErrorInfo) -> tuple[int, bytes]:
-        code: str | None
-        param: str | None
-        if kind == "context_length":
-            status, etype, code = 400, "invalid_request_error", "context_length_exceeded"
-            message = (
-                f"This model's maximum context length is {info.limit} tokens. However, your "
-                f"messages resulted in {info.input_tokens} tokens. Please reduce the length "
-                "of the messages."
-            )
-            param = "messages"
-        else:
-            status, etype, code, message = _ERRORS[kind]
-            param = info.param
-        if info.message:
-            message = info.message
+        status, etype, code, message = self.error_entry(kind, info)
+        param = "messages" if kind == "context_length" else info.param
         body = {"error": {"message": message, "type": etype, "param": param, "code": code}}
         return status, dumps(body).encode()
 
@@ -261,7 +238,7 @@ class OpenAIWire(WireAdapter):
                 "code": "server_error",
             }
         }
-        return b"data: " + dumps(body).encode() + b"\n\n"
+        return sse(body)
 
     def malformed(self, ctx: RequestContext, stream: bool) -> bytes:
         if stream:
