@@ -326,7 +326,7 @@ class Stack:
             plan, request, **self._execution(budget, run_id, on_event)
         )
 
-    async def stream(
+    def stream(
         self,
         messages: MessagesInput | ChatRequest,
         *,
@@ -346,7 +346,14 @@ class Stack:
         metadata: Mapping[str, str] | None = None,
         on_event: Callable[[ExecutionEvent], None] | None = None,
     ) -> AsyncIterator[StreamEvent]:
-        """Stream the reply; fails over invisibly before the first token."""
+        """Stream the reply: ``async for event in stack.stream(...)``.
+
+        Fails over invisibly before the first token; after it, see ``stream_failover``.
+        The plan is made when this is called (a routing error raises here); the request
+        goes out when iteration starts. A caller that stops early should close the
+        iterator (``contextlib.aclosing``) to have the attempt recorded as cancelled at
+        once rather than when it is garbage-collected.
+        """
         request, plan = self._prepare(
             messages,
             skill,
@@ -365,12 +372,8 @@ class Stack:
                 "metadata": metadata,
             },
         )
-        events = self.executor.stream(plan, request, **self._execution(budget, run_id, on_event))
-        # aclosing: a caller that stops early gets its attempt recorded as cancelled now,
-        # not whenever the generator is garbage-collected.
-        async with contextlib.aclosing(events):
-            async for event in events:
-                yield event
+        # Returned as is, not re-yielded: every extra generator layer costs per event.
+        return self.executor.stream(plan, request, **self._execution(budget, run_id, on_event))
 
     def complete_sync(self, messages: MessagesInput | ChatRequest, **kwargs: Any) -> ChatResponse:
         """Blocking twin of :meth:`complete` for scripts (refuses inside an event loop)."""
@@ -391,8 +394,9 @@ class Stack:
 
         async def events() -> AsyncIterator[StreamEvent]:
             try:
-                async for event in self.stream(messages, **kwargs):
-                    yield event
+                async with contextlib.aclosing(self.stream(messages, **kwargs)) as stream:
+                    async for event in stream:
+                        yield event
             finally:
                 await self._pool.aclose()
 

@@ -87,11 +87,16 @@ class Ledger(abc.ABC):
 
     # --- writing -------------------------------------------------------------------
 
-    def record(self, attempt: Attempt) -> None:
-        """Store ``attempt`` and tell the subscribers. Synchronous and cheap."""
+    def record(self, attempt: Attempt, *, owned: bool = False) -> None:
+        """Store ``attempt`` and tell the subscribers. Synchronous and cheap.
+
+        The ledger keeps a normalised copy, so a caller may reuse its object. ``owned=True``
+        hands the object over instead (the caller built it for the ledger, with
+        ``started_at`` in UTC, and will not change it): the executor's hot path.
+        """
         if not isinstance(attempt, Attempt):
             raise TypeError(f"a ledger records Attempt objects, not {type(attempt).__name__}")
-        stored = normalise(attempt)
+        stored = attempt if owned and attempt.started_at.tzinfo is UTC else normalise(attempt)
         self._write(stored)
         for callback in self._subscribers:
             try:

@@ -246,18 +246,9 @@ class _StreamWatchdog:
             self.cancelled = True
             self._task.cancel()
 
-    async def read(self, events: AsyncIterator[StreamEvent]) -> StreamEvent:
-        if self.fired:
-            raise _DeadlineHit
-        self.reading = True
-        try:
-            return await events.__anext__()
-        except asyncio.CancelledError:
-            if self.cancelled and self._task is not None and self._task.uncancel() == 0:
-                raise _DeadlineHit from None
-            raise
-        finally:
-            self.reading = False
+    def owns_cancellation(self) -> bool:
+        """After a CancelledError during a read: True if it was this watchdog's alone."""
+        return self.cancelled and self._task is not None and self._task.uncancel() == 0
 
     def close(self) -> None:
         self._handle.cancel()
@@ -562,7 +553,8 @@ class _Call:
                 cost,
             )
         try:
-            self.ex.ledger.record(attempt)
+            # Built here for the ledger alone: hand it over without another copy.
+            self.ex.ledger.record(attempt, owned=True)
         except Exception:
             logger.exception("the ledger failed to record attempt %s-%d", self.call_id, index)
 
@@ -1120,7 +1112,18 @@ class _Call:
                         if watchdog is None:
                             event = await events.__anext__()
                         else:
-                            event = await watchdog.read(events)
+                            # Inlined watchdog read (a helper coroutine per event costs).
+                            if watchdog.fired:
+                                raise _DeadlineHit
+                            watchdog.reading = True
+                            try:
+                                event = await events.__anext__()
+                            except asyncio.CancelledError:
+                                if watchdog.owns_cancellation():
+                                    raise _DeadlineHit from None
+                                raise
+                            finally:
+                                watchdog.reading = False
                     except StopAsyncIteration:
                         raise RetryableError(
                             "the stream ended without a finish event",
