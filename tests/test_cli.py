@@ -687,3 +687,14 @@ def test_subprocess_exit_codes_without_tracebacks() -> None:
     )
     assert no_route.returncode == EXIT_NO_ROUTE
     assert "Traceback" not in no_route.stderr
+
+
+def test_run_without_keys_or_local_server_fails_with_a_hint(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # conftest removed every *_API_KEY: only LOCAL deployments (no key) are routable,
+    # and nothing listens on their loopback ports here.
+    code, _out, err = cli(capsys, "run", "--no-progress", "Write a haiku about rain")
+    assert code == EXIT_FAILED
+    assert "only LOCAL deployments were tried" in err
+    assert "--offline" in err

@@ -125,7 +125,23 @@ async def run_agent(args: Any, console: Console) -> int:
             markup=False,
             highlight=False,
         )
+    if result.status != "completed" and not args.offline:
+        hint = _no_keys_hint(result)
+        if hint:
+            print(f"hybridstack: hint: {hint}", file=sys.stderr)
     return 0 if result.status == "completed" else 1
+
+
+def _no_keys_hint(result: Any) -> str | None:
+    """Why a real run may have had nowhere to go: no key set, only LOCAL tried."""
+    tried = {attempt.jurisdiction for attempt in result.ledger}
+    if tried and tried <= {"LOCAL"}:
+        return (
+            "only LOCAL deployments were tried, which usually means no provider key is set "
+            "(`hybridstack doctor` lists them) and no local server is running (Ollama: "
+            "`ollama serve`); `hybridstack run --offline` uses the built-in emulator"
+        )
+    return None
 
 
 def checkpoint_path(args: Any) -> Path:
