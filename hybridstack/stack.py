@@ -84,6 +84,8 @@ class Stack:
         routes: pinned routes: ``{"personal": ["qwen3-30b-a3b@vllm-local"]}`` or
             ``{"code/personal": [...]}`` (checked against the sovereignty rules at build).
         run_id: tag every call's ledger records with this run id by default.
+        skill_classifier: ``text -> skill`` used when a call gives no ``skill``
+            (default: the deterministic, offline :func:`hybridstack.classify_skill`).
     """
 
     def __init__(
@@ -105,6 +107,7 @@ class Stack:
         constraints: RouteConstraints | None = None,
         routes: Mapping[str, Sequence[str]] | None = None,
         run_id: str | None = None,
+        skill_classifier: Callable[[str], str] | None = None,
     ) -> None:
         if stream_failover not in ("raise", "resume"):
             raise ValueError(
@@ -118,6 +121,7 @@ class Stack:
         self.budget = budget or Budget()
         self.redact_personal_data = redact_personal_data
         self.run_id = run_id
+        self.skill_classifier = skill_classifier
         self.router = Router(
             self.catalog,
             skill_table=skill_table,
@@ -222,10 +226,12 @@ class Stack:
     def _skill_of(self, request: ChatRequest, skill: str | None) -> str:
         if skill is not None:
             return skill
-        from hybridstack.graph.classifier import classify_skill
+        classifier = self.skill_classifier
+        if classifier is None:
+            from hybridstack.graph.classifier import classify_skill as classifier
 
         user_text = "\n".join(m.text for m in request.messages if m.role == "user")
-        return classify_skill(user_text or request.prompt_text)
+        return classifier(user_text or request.prompt_text)
 
     def route(
         self,

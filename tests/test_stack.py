@@ -135,3 +135,17 @@ async def test_one_provider_per_deployment_across_calls() -> None:
         pool = stack._pool
         assert len(pool.providers()) == 1
         assert pool._retired == []
+
+
+def test_a_custom_skill_classifier_decides_when_no_skill_is_given() -> None:
+    seen: list[str] = []
+
+    def always_code(text: str) -> str:
+        seen.append(text)
+        return "code"
+
+    with offline_stack_sync(seed=1, skill_classifier=always_code) as stack:
+        plan = stack.route("Bonjour, comment allez-vous ?")
+        assert plan.skill == "code"
+        assert seen == ["Bonjour, comment allez-vous ?"]
+        assert stack.route("hello", skill="general").skill == "general"
