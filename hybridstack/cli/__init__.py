@@ -142,6 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     route.add_argument("--model", metavar="REF", help="pin a family, family@site or provider:model")
     route.add_argument("--seed", type=int, help="routing seed")
+    route.add_argument(
+        "--all",
+        action="store_true",
+        help="explain every fall-back candidate (default: the first 8, then a count)",
+    )
     _add_config(route)
     _add_json(route)
 

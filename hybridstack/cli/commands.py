@@ -220,7 +220,7 @@ def cmd_route(args: argparse.Namespace) -> int:
         )
     else:
         console.print(f"skill: [bold]{skill}[/] (forced with --skill)")
-    console.print(plan.explain(), markup=False)
+    console.print(plan.explain(limit=None if args.all else 8), markup=False)
     console.print("(no model was called; key availability is not checked by `route`)")
     return EXIT_OK
 
