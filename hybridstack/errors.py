@@ -217,12 +217,40 @@ ERROR_KINDS: dict[ErrorKind, type[ProviderError]] = {
 class NoRouteError(HybridStackError):
     """No allowed deployment can serve the request; ``exclusions`` says why for each."""
 
+    #: Exclusions listed one by one in the message; the rest are summarised by reason.
+    MAX_LISTED = 12
+
     def __init__(self, message: str, exclusions: Mapping[str, str] | None = None) -> None:
         self.exclusions = dict(exclusions or {})
         if self.exclusions:
-            lines = "\n".join(f"  - {d}: {why}" for d, why in self.exclusions.items())
-            message = f"{message}\nexcluded:\n{lines}"
+            message = f"{message}\nexcluded:\n{self._describe(self.exclusions)}"
         super().__init__(message)
+
+    @classmethod
+    def _describe(cls, exclusions: Mapping[str, str]) -> str:
+        # Reasons that name the user's constraint (jurisdiction, key, price …) matter most;
+        # "not ranked for this skill" / "not named by model" are listed last and counted.
+        def routine(why: str) -> bool:
+            return "not ranked for skill" in why or why.startswith(("not named by", "not in route"))
+
+        ordered = sorted(exclusions.items(), key=lambda item: routine(item[1]))
+        listed = ordered[: cls.MAX_LISTED]
+        lines = [f"  - {d}: {why}" for d, why in listed]
+        rest = ordered[cls.MAX_LISTED :]
+        if rest:
+            kinds: dict[str, int] = {}
+            for _, why in rest:
+                key = (
+                    why.split(":")[0]
+                    if not routine(why)
+                    else why.split(" for ")[0].split(" by ")[0]
+                )
+                kinds[key] = kinds.get(key, 0) + 1
+            summary = "; ".join(
+                f"{n} × {k}" for k, n in sorted(kinds.items(), key=lambda kv: -kv[1])
+            )
+            lines.append(f"  … and {len(rest)} more ({summary}); see .exclusions for all")
+        return "\n".join(lines)
 
 
 class BudgetExceededError(HybridStackError):

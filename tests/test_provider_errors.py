@@ -694,3 +694,16 @@ def test_scrub_hides_whole_head_and_masked_tail_echoes() -> None:
         assert not contains_secret(cleaned, key), cleaned
         assert "***" in cleaned
     assert scrub("nothing secret here", [key]) == "nothing secret here"
+
+
+def test_no_route_error_lists_the_telling_exclusions_first_and_counts_the_rest() -> None:
+    from hybridstack.errors import NoRouteError
+
+    exclusions = {f"f{i}@s": "not named by model 'x'" for i in range(30)}
+    exclusions["qwen-plus@dashscope-cn"] = "jurisdiction CN not allowed for data class 'personal'"
+    text = str(NoRouteError("no route", exclusions))
+    lines = text.splitlines()
+    assert lines[2].startswith("  - qwen-plus@dashscope-cn: jurisdiction CN")
+    assert len(lines) == 2 + NoRouteError.MAX_LISTED + 1
+    assert "and 19 more (19 × not named)" in lines[-1]
+    assert len(NoRouteError("no route", exclusions).exclusions) == 31
