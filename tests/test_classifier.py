@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -256,24 +255,12 @@ def test_edge_inputs() -> None:
         classify(None)  # type: ignore[arg-type]
 
 
-def test_fast_enough() -> None:
-    texts = [r["text"] for r in MAIN]
-    for t in texts:  # warm-up
-        classify(t)
-    start = time.process_time()
-    for t in texts:
-        classify(t)
-    per_prompt = (time.process_time() - start) / len(texts)
-    # The target is well under a millisecond (typically ~0.1 ms); CPU time with 5x slack so
-    # a busy CI box does not flake.
-    assert per_prompt < 0.005
-
-
 def test_huge_input_is_bounded() -> None:
+    # Speed is reported by benchmarks/bench_classifier.py; here: only the first 4,000
+    # characters decide, so a huge paste classifies like its head.
     log = "Traceback (most recent call last):\n" + '  File "x.py", line 1, in f\n' * 50_000
-    start = time.process_time()
+    assert classify(log) == classify(log[:4000])
     assert classify(log).skill == "code"
-    assert time.process_time() - start < 0.5
 
 
 # --- configuration ----------------------------------------------------------------------

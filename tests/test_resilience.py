@@ -411,8 +411,7 @@ async def test_retry_here_fails_over_at_once_and_comes_back_last(env: Env) -> No
     assert events[0].error_kind == "retry_here"
     assert events[1].delay_s == 0.0  # no backoff before moving on
     first, second = ex.ledger.attempts(call_id="c-fo")
-    gap = (second.started_at - first.started_at).total_seconds() - first.latency_s
-    assert gap < 0.015  # the backoff would be at least 0.02 s
+    assert (first.deployment, second.deployment) == (name("sg"), name("us"))
 
     # Both fail: the executor returns to the first after its backoff.
     env.emu.script(name("sg"), ["500", "ok"])
@@ -617,13 +616,15 @@ async def test_stream_deadline_passing_while_the_caller_is_busy_never_cancels_th
 
 
 async def test_deadline_is_never_slept_past(env: Env) -> None:
-    env.emu.set_faults(name("sg"), retry_after_s=0.8)
+    env.emu.set_faults(name("sg"), retry_after_s=4.0)
     env.emu.script(name("sg"), ["429"])
-    ex = env.executor()
+    # A cap above the Retry-After: the only thing stopping the wait is the deadline.
+    ex = env.executor(retry=RetrySettings(retry_after_cap_s=10.0))
     started = time.perf_counter()
     with pytest.raises(BudgetExceededError) as info:
-        await ex.execute(env.plan("sg"), REQUEST, call_id="c-dl2", budget=Budget(deadline_s=0.5))
-    assert time.perf_counter() - started < 0.45  # sleeping would take the whole 0.5 s
+        await ex.execute(env.plan("sg"), REQUEST, call_id="c-dl2", budget=Budget(deadline_s=3.0))
+    # Sleeping for the Retry-After would take the whole 3 s deadline; it must give up at once.
+    assert time.perf_counter() - started < 2.0
     assert info.value.budget == "deadline"
     cause = info.value.__cause__
     assert isinstance(cause, AllAttemptsFailedError)
@@ -670,14 +671,14 @@ async def test_cost_budget_refuses_an_attempt_it_cannot_afford(env: Env) -> None
 
 
 async def test_hedge_races_another_region_and_cancels_the_loser(env: Env) -> None:
-    env.emu.set_faults(name("cn-a"), latency_ms=800)
+    env.emu.set_faults(name("cn-a"), latency_ms=3000)
     ex = env.executor(hedge=HedgeSettings(enabled=True, delay_s=0.1))
     events: list[ExecutionEvent] = []
     started = time.perf_counter()
     resp = await ex.execute(
         env.plan("cn-a", "cn-b", "sg"), REQUEST, call_id="c-hedge", on_event=events.append
     )
-    assert time.perf_counter() - started < 0.8  # the loser alone takes 0.8 s
+    assert time.perf_counter() - started < 2.0  # the loser alone takes 3 s
     assert resp.deployment == name("sg")  # cn-b is in the same region: not a hedge
     attempts = {a.deployment: a for a in ex.ledger.attempts(call_id="c-hedge")}
     assert set(attempts) == {name("cn-a"), name("sg")}
