@@ -399,7 +399,13 @@ async def test_throttle_without_retry_after_defers_the_twins_in_the_call(env: En
 
 
 async def test_retry_here_fails_over_at_once_and_comes_back_last(env: Env) -> None:
-    ex = env.executor()
+    # No jitter: with equal backoffs the deployment that failed first is ready first, so
+    # the order below does not depend on how fast the machine answers.
+    ex = env.executor(
+        retry=RetrySettings(
+            max_retries=2, backoff_initial_s=0.05, backoff_max_s=0.1, backoff_jitter_s=0.0
+        )
+    )
     env.emu.script(name("sg"), ["500"])
     events: list[ExecutionEvent] = []
     resp = await ex.execute(env.plan("sg", "us"), REQUEST, call_id="c-fo", on_event=events.append)
