@@ -17,9 +17,20 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 from hybridstack._sync import iterate_sync, run_sync
+from hybridstack._validation import did_you_mean, first_problem
 from hybridstack.catalog import Catalog, Deployment
-from hybridstack.errors import ConfigurationError
+from hybridstack.errors import (
+    AllAttemptsFailedError,
+    BudgetExceededError,
+    ConfigurationError,
+    InvalidRequestError,
+    NoProviderError,
+    ProviderError,
+    UnknownModelError,
+)
 from hybridstack.ledger import Ledger, MemoryLedger
 from hybridstack.resilience import (
     BreakerRegistry,
@@ -32,19 +43,26 @@ from hybridstack.resilience import (
     ProviderPool,
     RetrySettings,
 )
-from hybridstack.routing import DataClassRules, Plan, Policy, Router, SkillTable, redact
+from hybridstack.routing import (
+    DataClassRules,
+    Plan,
+    Policy,
+    RouteConstraints,
+    Router,
+    SkillTable,
+    redact,
+)
 from hybridstack.types import (
+    MESSAGES_SHAPES,
     ChatRequest,
     ChatResponse,
     MessagesInput,
     StreamEvent,
     Tool,
-    coerce_messages,
 )
 
 if TYPE_CHECKING:
     from hybridstack.providers import Provider
-    from hybridstack.routing import RouteConstraints
 
 __all__ = ["Stack"]
 
@@ -58,8 +76,82 @@ def _new_call_id() -> str:
 
 _PROCESS_TAG = uuid.uuid4().hex[:6]
 
+#: What a request field looks like, for errors about a value of the wrong shape.
+_REQUEST_SHAPES = {
+    "messages": MESSAGES_SHAPES,
+    "messages[]": "a Message or a dict such as {'role': 'user', 'content': 'Hi'}",
+    "messages.role": "one of 'system', 'user', 'assistant' or 'tool'",
+    "tools": "a Tool or a dict such as {'name': 'get_weather', 'parameters': {...}}",
+    "tools.name": "letters, digits, '_' or '-', at most 64 characters",
+    "metadata": "a dict of text to text, e.g. {'ticket': 'T-1'}",
+    "response_schema": "a JSON schema dict or a pydantic model class",
+}
+
 #: The module of the offline skill classifier used when a Stack is given none.
 _DEFAULT_CLASSIFIER = "hybridstack.graph.classifier"
+
+
+#: RouteConstraints fields that name catalog entries, and what each entry must be.
+_NAMED_CONSTRAINTS = (
+    ("deny_deployments", "deployments"),
+    ("allow_deployments", "deployments"),
+    ("deny_operators", "operators"),
+    ("allow_operators", "operators"),
+)
+
+
+def _check_constraint_names(
+    catalog: Catalog, constraints: RouteConstraints | None, where: str, error: type[Exception]
+) -> None:
+    """Refuse deny/allow entries that name nothing in the catalog (with did-you-mean).
+
+    The router compares deployment ids, family names and operators exactly, so a typo
+    in a deny list would deny nothing, silently; an alias would not match either.
+    """
+    constraints = RouteConstraints.coerce(constraints)
+    if constraints is None:
+        return
+    operators: set[str] | None = None
+    for field_name, kind in _NAMED_CONSTRAINTS:
+        names = getattr(constraints, field_name) or ()
+        for name in sorted(names):
+            if kind == "operators":
+                if operators is None:
+                    operators = {d.operator for d in catalog}
+                if name in operators:
+                    continue
+                what, hint = "an operator", did_you_mean(name, operators)
+            else:
+                if name in catalog.deployments or name in catalog.families:
+                    continue
+                what = "a deployment id (family@site) or a family name"
+                try:
+                    family = catalog.family(name).name
+                    hint = f"; {name!r} is an alias: write the family's name {family!r}"
+                except UnknownModelError as unknown:
+                    text = str(unknown).removeprefix(f"unknown model {name!r} ")
+                    hint = (
+                        f"; {text}"
+                        if "retired" in text
+                        else did_you_mean(name, [*catalog.deployments, *catalog.families])
+                    )
+            effect = "deny nothing" if field_name.startswith("deny") else "allow nothing"
+            raise error(
+                f"{where}.{field_name}: {name!r} is not {what} in the catalog{hint} "
+                f"(left as it is, it would {effect})"
+            )
+
+
+def _did_not_answer(error: Exception) -> bool:
+    """The attempt never reached a server (refused, unreachable, timed out), or a
+    breaker skipped it after such failures."""
+    if getattr(error, "skipped", False):
+        return True
+    return (
+        isinstance(error, ProviderError)
+        and error.kind == "retry_here"
+        and error.code in ("connection_error", "timeout")
+    )
 
 
 def _redact_for_deployment(
@@ -142,6 +234,7 @@ class Stack:
         )
         # Fail closed at build time: a route that could leak raises SovereigntyError here.
         self.router.validate()
+        _check_constraint_names(self.catalog, constraints, "constraints", ConfigurationError)
         # The executor asks the redactor only for attempts that leave the data's home
         # jurisdiction (Candidate.leaves_home); routing owns the patterns.
         self._redactor = _redact_for_deployment if redact_personal_data else None
@@ -203,7 +296,11 @@ class Stack:
         stop: Sequence[str] | None = None,
         metadata: Mapping[str, str] | None = None,
     ) -> ChatRequest:
-        """A :class:`ChatRequest` from the loose arguments people pass."""
+        """A :class:`ChatRequest` from the loose arguments people pass.
+
+        Raises :class:`~hybridstack.errors.InvalidRequestError` naming the field, the bad
+        value and what is allowed.
+        """
         if isinstance(messages, ChatRequest):
             return messages
         schema: dict[str, Any] | None
@@ -216,18 +313,28 @@ class Stack:
         elif isinstance(response_schema, Mapping):
             schema = dict(response_schema)
         else:
-            raise TypeError("response_schema must be a JSON schema dict or a pydantic model class")
-        return ChatRequest(
-            messages=tuple(coerce_messages(messages)),
-            tools=tuple(t if isinstance(t, Tool) else Tool.model_validate(t) for t in tools or ()),
-            tool_choice=tool_choice,
-            response_schema=schema,
-            response_schema_name=schema_name,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            stop=tuple(stop or ()),
-            metadata=dict(metadata or {}),
-        )
+            raise InvalidRequestError(
+                "invalid request: response_schema: expected a JSON schema dict or a pydantic "
+                f"model class, got {type(response_schema).__name__}",
+                field="response_schema",
+            )
+        try:
+            # Everything goes to the model as given: one validation, one translation.
+            return ChatRequest(
+                messages=messages,
+                tools=() if tools is None else tools,
+                tool_choice=tool_choice,
+                response_schema=schema,
+                response_schema_name=schema_name,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                stop=stop,
+                metadata={} if metadata is None else metadata,
+            )
+        except ValidationError as exc:
+            field, problem = first_problem(exc, ChatRequest, expected=_REQUEST_SHAPES)
+            where = f"{field}: " if field else ""
+            raise InvalidRequestError(f"invalid request: {where}{problem}", field=field) from None
 
     def _skill_of(self, request: ChatRequest, skill: str | None) -> str:
         if skill is not None:
@@ -270,6 +377,8 @@ class Stack:
     ) -> tuple[ChatRequest, Plan]:
         # One path from loose arguments to (request, plan) for route, complete and stream.
         request = self.build_request(messages, **request_fields)
+        if constraints is not None:
+            _check_constraint_names(self.catalog, constraints, "constraints", InvalidRequestError)
         plan = self.router.plan(
             request,
             skill=self._skill_of(request, skill),
@@ -334,9 +443,15 @@ class Stack:
                 "metadata": metadata,
             },
         )
-        return await self.executor.execute(
-            plan, request, **self._execution(budget, run_id, on_event)
-        )
+        try:
+            return await self.executor.execute(
+                plan, request, **self._execution(budget, run_id, on_event)
+            )
+        except (AllAttemptsFailedError, BudgetExceededError) as error:
+            nothing = self._nothing_answered(plan, error)
+            if nothing is None:
+                raise
+            raise nothing from error
 
     def stream(
         self,
@@ -385,7 +500,62 @@ class Stack:
             },
         )
         # Returned as is, not re-yielded: every extra generator layer costs per event.
-        return self.executor.stream(plan, request, **self._execution(budget, run_id, on_event))
+        events = self.executor.stream(plan, request, **self._execution(budget, run_id, on_event))
+        if plan.candidates and all(c.deployment.api_key_env is None for c in plan.candidates):
+            # Only keyless (local) deployments: say so if none of them answers.
+            return self._explain_silence(events, plan)
+        return events
+
+    async def _explain_silence(
+        self, events: AsyncIterator[StreamEvent], plan: Plan
+    ) -> AsyncIterator[StreamEvent]:
+        async with contextlib.aclosing(events):  # type: ignore[type-var]
+            try:
+                async for event in events:
+                    yield event
+            except (AllAttemptsFailedError, BudgetExceededError) as error:
+                nothing = self._nothing_answered(plan, error)
+                if nothing is None:
+                    raise
+                raise nothing from error
+
+    def _nothing_answered(self, plan: Plan, error: Exception) -> NoProviderError | None:
+        """A :class:`NoProviderError` for a call that had only keyless (local) deployments
+        to try because keys are missing, and none of them answered; else None."""
+        candidates = [c.deployment for c in plan.candidates]
+        if not candidates or any(d.api_key_env is not None for d in candidates):
+            return None
+        group = error if isinstance(error, AllAttemptsFailedError) else error.__cause__
+        errors = list(group.exceptions) if isinstance(group, AllAttemptsFailedError) else []
+        if not errors or not all(_did_not_answer(e) for e in errors):
+            return None
+        # Hosted deployments the router left out only for want of their key.
+        variables: list[str] = []
+        for dep_id, why in plan.excluded.items():
+            dep = self.catalog.deployments.get(dep_id)
+            var = dep.api_key_env if dep is not None else None
+            if var and var in why and var not in variables and not self._key_available(dep):
+                variables.append(var)
+        if not variables:
+            return None
+        tried = list(dict.fromkeys(str(getattr(e, "deployment", "")) for e in errors))
+        urls = list(dict.fromkeys(d.base_url for d in candidates if d.id in tried))
+        any_key = any(d.api_key_env is not None and self._key_available(d) for d in self.catalog)
+        head = (
+            "no provider key is set"
+            if not any_key
+            else "none of the keys for the hosted deployments this request may use is set"
+        )
+        listed = ", ".join(variables[:8]) + (", …" if len(variables) > 8 else "")
+        return NoProviderError(
+            f"{head} and no local server answered (tried {len(tried)} local deployment(s) at "
+            f"{', '.join(urls)}: connection failed). To fix it, set a key such as {listed} "
+            "(`hybridstack doctor` lists every variable), or start a local OpenAI-compatible "
+            "server (Ollama: `ollama serve`), or try the offline emulator "
+            "(`hybridstack demo`, `hybridstack.testing.offline_stack()`)",
+            variables=variables,
+            tried=tried,
+        )
 
     def complete_sync(self, messages: MessagesInput | ChatRequest, **kwargs: Any) -> ChatResponse:
         """Blocking twin of :meth:`complete` for scripts (refuses inside an event loop)."""

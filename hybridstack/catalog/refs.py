@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hybridstack._validation import close_matches
 from hybridstack.errors import UnknownModelError
 
 if TYPE_CHECKING:
@@ -48,23 +49,6 @@ class RetiredName(BaseModel):
         when = self.retired_on.isoformat()
         text = f"{self.name} was retired on {when}; use {use or self.replacement}."
         return f"{text} {self.note}" if self.note else text
-
-
-def close_matches(word: str, candidates: Iterable[str], n: int = 3) -> list[str]:
-    """Up to ``n`` candidates that look like ``word`` (case-insensitive difflib)."""
-    import difflib
-
-    by_lower: dict[str, str] = {}
-    for candidate in candidates:
-        by_lower.setdefault(candidate.lower(), candidate)
-    found = difflib.get_close_matches(word.lower(), list(by_lower), n=n, cutoff=0.6)
-    return [by_lower[f] for f in found]
-
-
-def did_you_mean(word: str, candidates: Iterable[str]) -> str:
-    """``"; did you mean 'x'?"`` or an empty string."""
-    found = close_matches(word, candidates, n=1)
-    return f"; did you mean {found[0]!r}?" if found else ""
 
 
 def resolve(catalog: Catalog, ref: str) -> list[Deployment]:

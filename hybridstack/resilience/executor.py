@@ -677,7 +677,8 @@ class _Call:
             )
         if budget.max_cost_usd is not None:
             expected = getattr(slot.cand, "expected_cost_usd", 0.0) or 0.0
-            if self.spent + expected > budget.max_cost_usd:
+            # Written so that a NaN cost is refused: NaN > cap would be False.
+            if not self.spent + expected <= budget.max_cost_usd:
                 if hedge:
                     return False
                 raise self.budget_error(
