@@ -288,3 +288,26 @@ async def test_a_missing_sdk_is_a_configuration_error_naming_the_package(
         await load_adapter("broken")
     with pytest.raises(ConfigurationError, match="unknown protocol 'nope'"):
         await load_adapter("nope")
+
+
+@pytest.mark.slow
+def test_bench_cold_start_quick_prints_one_json_line() -> None:
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "bench_cold_start.py"), "--quick"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    final = json.loads(lines[-1])
+    assert not any(line.lstrip().startswith("{") for line in lines[:-1])
+    for scenario in ("lazy", "warm"):
+        assert set(final[scenario]) == {"openai", "anthropic", "dashscope"}
+        for row in final[scenario].values():
+            assert row["first_call_ms"] > 0
+            assert row["max_loop_stall_ms"] >= 0
+    assert final["warm_up_s"] > 0
+    assert final["checkout"] == str(root)
