@@ -314,4 +314,13 @@ def load_config(path: str | os.PathLike[str] | None = None) -> HybridStackConfig
         str(found), "routing.deny_jurisdictions", config.routing.deny_jurisdictions
     )
     config.stack_options()  # every setting is checked now, with the file's name
+    if config.routing.deny_deployments:
+        from hybridstack.catalog.refs import unnamed_entry
+
+        # A typo here would deny nothing: say so now, naming the file.
+        problem = unnamed_entry(
+            config.build_catalog(), "deny_deployments", config.routing.deny_deployments
+        )
+        if problem is not None:
+            raise ConfigurationError(f"{found}: routing.deny_deployments: {problem}")
     return config

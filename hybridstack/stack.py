@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from hybridstack._sync import iterate_sync, run_sync
-from hybridstack._validation import did_you_mean, first_problem
+from hybridstack._validation import first_problem
 from hybridstack.catalog import Catalog, Deployment
+from hybridstack.catalog.refs import NAMED_LIST_FIELDS, unnamed_entry
 from hybridstack.errors import (
     AllAttemptsFailedError,
     BudgetExceededError,
@@ -29,7 +30,6 @@ from hybridstack.errors import (
     InvalidRequestError,
     NoProviderError,
     ProviderError,
-    UnknownModelError,
 )
 from hybridstack.ledger import Ledger, MemoryLedger
 from hybridstack.resilience import (
@@ -91,55 +91,17 @@ _REQUEST_SHAPES = {
 _DEFAULT_CLASSIFIER = "hybridstack.graph.classifier"
 
 
-#: RouteConstraints fields that name catalog entries, and what each entry must be.
-_NAMED_CONSTRAINTS = (
-    ("deny_deployments", "deployments"),
-    ("allow_deployments", "deployments"),
-    ("deny_operators", "operators"),
-    ("allow_operators", "operators"),
-)
-
-
 def _check_constraint_names(
     catalog: Catalog, constraints: RouteConstraints | None, where: str, error: type[Exception]
 ) -> None:
-    """Refuse deny/allow entries that name nothing in the catalog (with did-you-mean).
-
-    The router compares deployment ids, family names and operators exactly, so a typo
-    in a deny list would deny nothing, silently; an alias would not match either.
-    """
+    """Refuse deny/allow entries that name nothing in the catalog (with did-you-mean)."""
     constraints = RouteConstraints.coerce(constraints)
     if constraints is None:
         return
-    operators: set[str] | None = None
-    for field_name, kind in _NAMED_CONSTRAINTS:
-        names = getattr(constraints, field_name) or ()
-        for name in sorted(names):
-            if kind == "operators":
-                if operators is None:
-                    operators = {d.operator for d in catalog}
-                if name in operators:
-                    continue
-                what, hint = "an operator", did_you_mean(name, operators)
-            else:
-                if name in catalog.deployments or name in catalog.families:
-                    continue
-                what = "a deployment id (family@site) or a family name"
-                try:
-                    family = catalog.family(name).name
-                    hint = f"; {name!r} is an alias: write the family's name {family!r}"
-                except UnknownModelError as unknown:
-                    text = str(unknown).removeprefix(f"unknown model {name!r} ")
-                    hint = (
-                        f"; {text}"
-                        if "retired" in text
-                        else did_you_mean(name, [*catalog.deployments, *catalog.families])
-                    )
-            effect = "deny nothing" if field_name.startswith("deny") else "allow nothing"
-            raise error(
-                f"{where}.{field_name}: {name!r} is not {what} in the catalog{hint} "
-                f"(left as it is, it would {effect})"
-            )
+    for field_name in NAMED_LIST_FIELDS:
+        problem = unnamed_entry(catalog, field_name, getattr(constraints, field_name) or ())
+        if problem is not None:
+            raise error(f"{where}.{field_name}: {problem}")
 
 
 def _did_not_answer(error: Exception) -> bool:
@@ -612,9 +574,10 @@ class Stack:
         warmed: list[str] = []
         for deployment in chosen:
             try:
-                await self._pool.aget(deployment)
+                provider = await self._pool.aget(deployment)
             except ConfigurationError:
                 continue
+            await provider.warm_up()  # this loop's client, if aget made it for another
             warmed.append(deployment.id)
         return warmed
 

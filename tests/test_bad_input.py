@@ -294,12 +294,17 @@ def test_deny_lists_that_name_real_entries_are_accepted() -> None:
     assert "llama-3.3-70b@openrouter" not in plan.deployment_ids
 
 
-def test_a_deny_list_typo_in_the_config_file_is_refused(tmp_path: Path) -> None:
+def test_a_deny_list_typo_in_the_config_file_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from hybridstack.cli import EXIT_USAGE, main
 
     config = tmp_path / "hybridstack.toml"
     config.write_text('[routing]\ndeny_deployments = ["llama-3.3-70b@openroutr"]\n')
+    with pytest.raises(ConfigurationError, match=rf"{config}: routing\.deny_deployments: "):
+        load_config(config)
     assert main(["route", "Hi", "--config", str(config)]) == EXIT_USAGE
+    assert "did you mean 'llama-3.3-70b@openrouter'" in capsys.readouterr().err
 
 
 # --- resilience settings -----------------------------------------------------------------
