@@ -292,7 +292,10 @@ TECH_TERMS: tuple[str, ...] = _terms(
     sheets formula, power query, dax, airflow, dbt, tomcat, systemd, journalctl, wsl,
     homebrew, aws lambda, s3, ec2, cloudformation, cdk, firebase, supabase, prisma, sequelize,
     sqlalchemy, orm, graphql, grpc, protobuf, oauth2, openapi, swagger, postman, cypress,
-    playwright, puppeteer, storybook, vitest, mocha, rspec, phpunit, serverless, microservices
+    playwright, puppeteer, storybook, vitest, mocha, rspec, phpunit, serverless, microservices,
+    memcached, varnish, haproxy, traefik, envoy, istio, consul, etcd, zookeeper, nats,
+    pulsar, clickhouse, timescaledb, influxdb, couchdb, firestore, cockroachdb, spanner,
+    redshift, databricks, kinesis, sqs, pubsub, celery, sidekiq, nestjs, remix, astro
     """
 )
 # Case-sensitive technology names that are ordinary English words in lower case.

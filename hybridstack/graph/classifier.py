@@ -27,23 +27,29 @@ benchmarks/bench_classifier.py); input beyond ``max_chars`` is not analysed.
 
 from __future__ import annotations
 
+import logging
 import re
 from bisect import bisect_right
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from itertools import pairwise
-from typing import NamedTuple, TypeAlias
+from typing import Literal, NamedTuple, TypeAlias
 
-from hybridstack.graph import _classifier_data as _d
+# Relative on purpose: this module and its data move together (no other hybridstack import).
+from . import _classifier_data as _d
 
 __all__ = [
     "SKILLS",
+    "CascadeStats",
     "Classification",
     "LLMSkillClassifier",
     "Skill",
     "SkillClassifier",
+    "SkillGuess",
     "classify",
     "classify_skill",
     "detect_language",
+    "guess_skill",
     "is_mostly_english",
 ]
 
@@ -54,11 +60,45 @@ SKILLS: tuple[Skill, ...] = ("code", "multilingual", "reasoning", "general")
 
 
 class Classification(NamedTuple):
-    """Result of classifying one prompt."""
+    """Result of classifying one prompt: a plain 3-tuple, kept for callers that unpack it.
+
+    :class:`SkillGuess` carries the same and more (language, who answered).
+    """
 
     skill: Skill
     confidence: float  # 0..1; how sure the rules are, not a calibrated probability
     reasons: tuple[str, ...]  # human-readable cues, e.g. "code fence", "script: Thai 82%"
+
+
+GuessSource: TypeAlias = Literal["rules", "llm"]
+
+
+@dataclass(frozen=True, slots=True)
+class SkillGuess:
+    """A skill for one prompt, how sure the classifier is, and why.
+
+    Attributes:
+        skill: one of :data:`SKILLS`.
+        confidence: 0..1, how sure the deciding stage is (not a calibrated probability).
+            :class:`LLMSkillClassifier` consults its model only below its threshold.
+        language: the prompt's main human language (ISO 639-1-ish, ``"und"`` if none),
+            code and quoted text ignored; see :func:`detect_language`.
+        reasons: the cues that decided, in plain words ("code fence", "script: Thai 82%").
+        source: ``"rules"`` (the offline classifier) or ``"llm"`` (a cascade's model).
+        llm_error: set when a cascade consulted its model and that failed (timeout, error,
+            unparseable reply); the guess is then the offline one, and this says why.
+    """
+
+    skill: Skill
+    confidence: float
+    language: str
+    reasons: tuple[str, ...]
+    source: GuessSource = "rules"
+    llm_error: str | None = None
+
+    def as_classification(self) -> Classification:
+        """The ``(skill, confidence, reasons)`` tuple older callers unpack."""
+        return Classification(self.skill, self.confidence, self.reasons)
 
 
 # --------------------------------------------------------------------------------------
@@ -1352,19 +1392,24 @@ class SkillClassifier:
         return "decision" in r_why and r >= self.reasoning_threshold and r > g
 
     def classify(self, text: str) -> Classification:
+        """Classify one prompt: ``(skill, confidence, reasons)``. See :meth:`guess`."""
+        return self.guess(text).as_classification()
+
+    def guess(self, text: str) -> SkillGuess:
         """Classify one prompt. Pure function of ``text`` and this instance's settings."""
         if not isinstance(text, str):
             raise TypeError(f"text must be str, not {type(text).__name__}")
         text = text[: self.max_chars].strip()
         if not text:
-            return Classification("general", 0.5, ("empty prompt",))
+            return SkillGuess("general", 0.5, "und", ("empty prompt",))
 
         low = text.lower()
         stats = _language_stats(text, self.english_threshold)
+        lang = stats.lang
         toks, grams = _grams(low)
-        foreign_prose = stats.lang not in ("en", "und")
+        foreign_prose = lang not in ("en", "und")
         code = _code_evidence(text, low, toks, grams, self._extra_code, foreign_prose)
-        lang_reason = (f"language: {stats.lang}",)
+        lang_reason = (f"language: {lang}",)
 
         # Soft evidence only (names, no syntax, nothing asked to be written) and a choice
         # for a project: a decision that happens to name technologies.
@@ -1379,13 +1424,13 @@ class SkillClassifier:
             and not self._is_decision_about_tech(low, toks, code)
         ):
             conf = 0.55 + 0.1 * code.score
-            return Classification("code", _clip(conf), code.reasons + lang_reason)
+            return SkillGuess("code", _clip(conf), lang, code.reasons + lang_reason)
 
         if _translate_intent(low, self._extra_translate):
-            return Classification("multilingual", 0.9, ("translate request", *stats.reasons))
-        if stats.lang not in ("en", "und"):
+            return SkillGuess("multilingual", 0.9, lang, ("translate request", *stats.reasons))
+        if foreign_prose:
             conf = 0.5 + 0.5 * (1.0 - stats.english_share)
-            return Classification("multilingual", _clip(conf), stats.reasons + lang_reason)
+            return SkillGuess("multilingual", _clip(conf), lang, stats.reasons + lang_reason)
 
         r, g, r_why, g_why = _reasoning_vs_general(
             low, toks, self._extra_reasoning, self._extra_general, grams, code.techs
@@ -1398,10 +1443,10 @@ class SkillClassifier:
         long_unmarked = g == 0 and len(toks) >= _LONG_PROMPT_WORDS and r >= 1.0
         if (r >= self.reasoning_threshold or long_unmarked) and r > g:
             conf = 0.5 + 0.08 * (r - g) - doubt
-            return Classification("reasoning", _clip(conf), tuple(r_why))
+            return SkillGuess("reasoning", _clip(conf), lang, tuple(r_why))
         conf = 0.55 + 0.08 * (g - r) + (0.1 if g else 0.0) - doubt
         reasons = tuple(g_why) or ("no code, translation or multi-step cues",)
-        return Classification("general", _clip(conf), reasons)
+        return SkillGuess("general", _clip(conf), lang, reasons)
 
 
 _DEFAULT = SkillClassifier()
@@ -1412,9 +1457,14 @@ def classify(text: str) -> Classification:
     return _DEFAULT.classify(text)
 
 
+def guess_skill(text: str) -> SkillGuess:
+    """The default classifier's :class:`SkillGuess` (skill, confidence, language, reasons)."""
+    return _DEFAULT.guess(text)
+
+
 def classify_skill(text: str) -> Skill:
     """Just the label: ``"code"``, ``"multilingual"``, ``"reasoning"`` or ``"general"``."""
-    return _DEFAULT.classify(text).skill
+    return _DEFAULT.guess(text).skill
 
 
 # --------------------------------------------------------------------------------------
@@ -1422,12 +1472,14 @@ def classify_skill(text: str) -> Skill:
 # --------------------------------------------------------------------------------------
 
 _LLM_PROMPT = """Classify the user's request into exactly one skill label.
-- code: the deliverable is code or is about specific code (write/fix/review/explain code, \
-SQL, regex, shell, stack traces, tests), in any human language.
+- code: the deliverable is code or is about specific code or a programming tool \
+(write/fix/review/explain code, SQL, regex, shell, kubectl, stack traces, tests), in any \
+human language.
 - multilingual: not code, and either a translation/localisation request or written mostly \
-in a language other than English.
+in a language other than English (whatever it asks).
 - reasoning: English, not code, needs several steps of inference (maths word problems, \
-logic, planning, trade-offs, applying a policy to a case).
+proofs, logic puzzles, planning, trade-offs and technology choices, applying a policy to a \
+case).
 - general: English, not code, single-step or casual (facts, greetings, short emails, \
 summaries).
 Answer with the label only.
@@ -1438,20 +1490,37 @@ Request:
 >>>"""
 
 _LABEL_RE = re.compile(r"\b(code|multilingual|reasoning|general)\b", re.IGNORECASE)
+_log = logging.getLogger("hybridstack.classifier")
 
 Ask: TypeAlias = Callable[[str], Awaitable[str]]
 
 
+@dataclass(slots=True)
+class CascadeStats:
+    """What an :class:`LLMSkillClassifier` did: every guess, model call and model failure."""
+
+    guesses: int = 0
+    llm_calls: int = 0
+    llm_failures: int = 0
+
+
 class LLMSkillClassifier:
-    """Deterministic first; asks an LLM only when the rules are unsure.
+    """A cascade: the offline classifier first, a model only when the rules are unsure.
+
+    Plug it into a stack: ``Stack(skill_classifier=LLMSkillClassifier(ask))``. Every prompt
+    is classified offline; only when that confidence is below ``threshold`` is ``ask``
+    awaited. If the model fails (an exception, a timeout, a reply with no label) the
+    offline answer is used, its :attr:`SkillGuess.llm_error` says why, a warning is
+    logged on ``hybridstack.classifier`` and :attr:`stats` counts it.
 
     Args:
         ask: async callable taking a prompt and returning the model's text reply. The
-            caller owns the model, credentials, retries and cost accounting.
-        threshold: consult ``ask`` only when the deterministic confidence is below this.
-        base: the deterministic classifier to use (default settings if omitted).
-        timeout: seconds to wait for ``ask``; on timeout or any error the deterministic
-            result is returned with a reason saying why.
+            caller owns the model, credentials, retries and cost accounting. One built on
+            a stack must pass ``skill=`` to its ``complete`` call, or the stack would
+            classify the classifier's own prompt.
+        threshold: consult ``ask`` only when the offline confidence is below this (0..1).
+        base: the offline classifier to use (default settings if omitted).
+        timeout: seconds to wait for ``ask`` (None: no limit).
         max_prompt_chars: the request is truncated to this many characters in the prompt.
     """
 
@@ -1464,34 +1533,61 @@ class LLMSkillClassifier:
         timeout: float | None = 10.0,
         max_prompt_chars: int = 2000,
     ) -> None:
+        if not callable(ask):
+            raise TypeError(f"ask must be an async callable, not {type(ask).__name__}")
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold must be between 0 and 1, got {threshold}")
+        if timeout is not None and timeout <= 0:
+            raise ValueError(f"timeout must be positive seconds or None, got {timeout}")
         self.ask = ask
         self.threshold = threshold
         self.base = base or _DEFAULT
         self.timeout = timeout
         self.max_prompt_chars = max_prompt_chars
+        self.stats = CascadeStats()
 
-    async def __call__(self, text: str) -> Classification:
-        return await self.classify(text)
+    def offline_guess(self, text: str) -> SkillGuess:
+        """The first stage alone (no model call): what a synchronous caller can use."""
+        return self.base.guess(text)
+
+    async def __call__(self, text: str) -> SkillGuess:
+        return await self.guess(text)
 
     async def classify(self, text: str) -> Classification:
-        det = self.base.classify(text)
+        """Like :meth:`guess`, as the ``(skill, confidence, reasons)`` tuple."""
+        return (await self.guess(text)).as_classification()
+
+    async def guess(self, text: str) -> SkillGuess:
+        det = self.base.guess(text)
+        self.stats.guesses += 1
         if det.confidence >= self.threshold:
             return det
         import asyncio  # deferred: ~40 ms to import and only this optional path needs it
 
+        self.stats.llm_calls += 1
         prompt = _LLM_PROMPT.format(text=text[: self.max_prompt_chars])
         try:
             reply = await asyncio.wait_for(self.ask(prompt), self.timeout)
         except Exception as exc:  # any failure (timeout, network, bug) falls back to rules
-            return det._replace(reasons=(*det.reasons, f"llm failed: {type(exc).__name__}"))
-        m = _LABEL_RE.search(reply or "")
+            return self._fallback(det, f"llm failed: {type(exc).__name__}")
+        m = _LABEL_RE.search(reply if isinstance(reply, str) else "")
         if m is None:
-            return det._replace(reasons=(*det.reasons, "llm reply unparseable"))
+            return self._fallback(det, "llm reply unparseable")
         label = m.group(1).lower()
         if label == det.skill:
-            return Classification(
-                label, _clip(max(det.confidence, 0.85)), (*det.reasons, "llm agrees")
+            return SkillGuess(
+                label,
+                _clip(max(det.confidence, 0.85)),
+                det.language,
+                (*det.reasons, "llm agrees"),
+                source="llm",
             )
-        return Classification(
-            label, 0.75, (f"llm: {label}", f"rules said {det.skill}", *det.reasons)
+        reasons = (f"llm: {label}", f"rules said {det.skill}", *det.reasons)
+        return SkillGuess(label, 0.75, det.language, reasons, source="llm")
+
+    def _fallback(self, det: SkillGuess, why: str) -> SkillGuess:
+        self.stats.llm_failures += 1
+        _log.warning("skill classifier: %s; using the offline answer %r", why, det.skill)
+        return SkillGuess(
+            det.skill, det.confidence, det.language, (*det.reasons, why), llm_error=why
         )
