@@ -84,6 +84,8 @@ _EXPORTS: dict[str, str] = {
     "Subtask": "hybridstack.graph",
     "build_agent_graph": "hybridstack.graph",
     "classify_skill": "hybridstack.graph.classifier",
+    "LLMSkillClassifier": "hybridstack.graph.classifier",
+    "SkillGuess": "hybridstack.graph.classifier",
 }
 
 _SUBMODULES = {"testing", "errors", "types", "catalog", "routing", "resilience", "ledger", "graph"}
@@ -130,7 +132,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         UnknownModelError,
     )
     from hybridstack.graph import Agent, HybridChatModel, RunResult, Subtask, build_agent_graph
-    from hybridstack.graph.classifier import classify_skill
+    from hybridstack.graph.classifier import LLMSkillClassifier, SkillGuess, classify_skill
     from hybridstack.ledger import Ledger, MemoryLedger, SQLiteLedger
     from hybridstack.providers import Provider, create_provider
     from hybridstack.resilience import (

@@ -11,11 +11,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import inspect
 import itertools
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from pydantic import ValidationError
 
@@ -64,7 +73,11 @@ from hybridstack.types import (
 if TYPE_CHECKING:
     from hybridstack.providers import Provider
 
-__all__ = ["Stack"]
+__all__ = ["SkillClassifierLike", "Stack"]
+
+#: ``text -> skill``: a skill name, or anything with a ``.skill`` str (``SkillGuess``,
+#: ``Classification``), returned directly or awaited (``LLMSkillClassifier``).
+SkillClassifierLike: TypeAlias = Callable[[str], Any | Awaitable[Any]]
 
 _call_counter = itertools.count(1)
 
@@ -102,6 +115,11 @@ def _check_constraint_names(
         problem = unnamed_entry(catalog, field_name, getattr(constraints, field_name) or ())
         if problem is not None:
             raise error(f"{where}.{field_name}: {problem}")
+
+
+def _only_keyless(plan: Plan) -> bool:
+    """Every candidate needs no key: what a plan holds when no provider key is set."""
+    return bool(plan.candidates) and all(c.deployment.api_key_env is None for c in plan.candidates)
 
 
 def _did_not_answer(error: Exception) -> bool:
@@ -146,6 +164,11 @@ class Stack:
         run_id: tag every call's ledger records with this run id by default.
         skill_classifier: ``text -> skill`` used when a call gives no ``skill``
             (default: the deterministic, offline :func:`hybridstack.classify_skill`).
+            It may return a skill name or a ``SkillGuess``, and may be async, such as the
+            cascade ``LLMSkillClassifier`` (offline first, a model only when unsure):
+            ``complete()`` and ``stream()`` await it. ``route()`` never calls a model, so
+            with an async classifier it uses the classifier's ``offline_guess`` (pass
+            ``skill=`` to pin the skill everywhere).
     """
 
     def __init__(
@@ -167,7 +190,7 @@ class Stack:
         constraints: RouteConstraints | None = None,
         routes: Mapping[str, Sequence[str]] | None = None,
         run_id: str | None = None,
-        skill_classifier: Callable[[str], str] | None = None,
+        skill_classifier: SkillClassifierLike | None = None,
     ) -> None:
         if stream_failover not in ("raise", "resume"):
             raise ValueError(
@@ -181,7 +204,13 @@ class Stack:
         self.budget = budget or Budget()
         self.redact_personal_data = redact_personal_data
         self.run_id = run_id
+        if skill_classifier is not None and not callable(skill_classifier):
+            raise ConfigurationError(
+                "skill_classifier must be a callable taking the prompt text and returning a "
+                f"skill name or a SkillGuess, got {type(skill_classifier).__name__}"
+            )
         self.skill_classifier = skill_classifier
+        self._classifier_is_async = _is_async_callable(skill_classifier)
         self.router = Router(
             self.catalog,
             skill_table=skill_table,
@@ -299,14 +328,45 @@ class Stack:
             raise InvalidRequestError(f"invalid request: {where}{problem}", field=field) from None
 
     def _skill_of(self, request: ChatRequest, skill: str | None) -> str:
+        """The skill, without awaiting anything (route(), and the sync classifier case)."""
         if skill is not None:
             return skill
         classifier = self.skill_classifier
+        text = _classified_text(request)
         if classifier is None:
-            from hybridstack.graph.classifier import classify_skill as classifier
+            from hybridstack.graph.classifier import classify_skill
 
-        user_text = "\n".join(m.text for m in request.messages if m.role == "user")
-        return classifier(user_text or request.prompt_text)
+            return classify_skill(text)
+        if self._classifier_is_async:
+            offline = getattr(classifier, "offline_guess", None)
+            if not callable(offline):
+                raise ConfigurationError(
+                    "skill_classifier is async, and route() decides without calling a model: "
+                    "pass skill=..., or give the classifier an offline_guess(text) method "
+                    "(LLMSkillClassifier has one)"
+                )
+            return _skill_name(offline(text), classifier)
+        result = classifier(text)
+        if inspect.isawaitable(result):
+            if inspect.iscoroutine(result):
+                result.close()  # never awaited: avoid the "was never awaited" warning
+            raise ConfigurationError(
+                "skill_classifier returned an awaitable where a skill was needed right "
+                "away (route()); make it an async def so the stack knows to await it, or "
+                "pass skill=..."
+            )
+        return _skill_name(result, classifier)
+
+    async def _skill_of_async(self, request: ChatRequest, skill: str | None) -> str:
+        """The skill for complete()/stream(): awaits an async classifier."""
+        if skill is not None or not self._classifier_is_async:
+            return self._skill_of(request, skill)
+        classifier = self.skill_classifier
+        assert classifier is not None  # _classifier_is_async implies a classifier
+        result = classifier(_classified_text(request))
+        if inspect.isawaitable(result):
+            result = await result
+        return _skill_name(result, classifier)
 
     def route(
         self,
@@ -352,6 +412,16 @@ class Stack:
         )
         return request, plan
 
+    async def _prepare_async(
+        self, messages: MessagesInput | ChatRequest, skill: str | None, *rest: Any
+    ) -> tuple[ChatRequest, Plan]:
+        """:meth:`_prepare` (same arguments) after awaiting an async skill classifier."""
+        if skill is None and self._classifier_is_async:
+            request = self.build_request(messages, **rest[-1])  # rest[-1]: request_fields
+            skill = await self._skill_of_async(request, None)
+            messages = request
+        return self._prepare(messages, skill, *rest)
+
     def _execution(
         self,
         budget: Budget | None,
@@ -387,7 +457,7 @@ class Stack:
         on_event: Callable[[ExecutionEvent], None] | None = None,
     ) -> ChatResponse:
         """Route, run with fail-over, record, and return the first good answer."""
-        request, plan = self._prepare(
+        request, plan = await self._prepare_async(
             messages,
             skill,
             data_class,
@@ -441,29 +511,29 @@ class Stack:
         The plan is made when this is called (a routing error raises here); the request
         goes out when iteration starts. A caller that stops early should close the
         iterator (``contextlib.aclosing``) to have the attempt recorded as cancelled at
-        once rather than when it is garbage-collected.
+        once rather than when it is garbage-collected. With an async ``skill_classifier``
+        and no ``skill=``, the classifier is awaited when iteration starts, so a routing
+        error raises there instead.
         """
+        fields = {
+            "tools": tools,
+            "tool_choice": tool_choice,
+            "response_schema": response_schema,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "stop": stop,
+            "metadata": metadata,
+        }
+        if skill is None and self._classifier_is_async:
+            return self._stream_after_classifying(
+                messages, data_class, model, policy, constraints, fields, budget, run_id, on_event
+            )
         request, plan = self._prepare(
-            messages,
-            skill,
-            data_class,
-            model,
-            policy,
-            constraints,
-            True,
-            {
-                "tools": tools,
-                "tool_choice": tool_choice,
-                "response_schema": response_schema,
-                "max_tokens": max_tokens,
-                "temperature": temperature,
-                "stop": stop,
-                "metadata": metadata,
-            },
+            messages, skill, data_class, model, policy, constraints, True, fields
         )
         # Returned as is, not re-yielded: every extra generator layer costs per event.
         events = self.executor.stream(plan, request, **self._execution(budget, run_id, on_event))
-        if plan.candidates and all(c.deployment.api_key_env is None for c in plan.candidates):
+        if _only_keyless(plan):
             # Only keyless (local) deployments: say so if none of them answers.
             return self._explain_silence(events, plan)
         return events
@@ -484,9 +554,9 @@ class Stack:
     def _nothing_answered(self, plan: Plan, error: Exception) -> NoProviderError | None:
         """A :class:`NoProviderError` for a call that had only keyless (local) deployments
         to try because keys are missing, and none of them answered; else None."""
-        candidates = [c.deployment for c in plan.candidates]
-        if not candidates or any(d.api_key_env is not None for d in candidates):
+        if not _only_keyless(plan):
             return None
+        candidates = [c.deployment for c in plan.candidates]
         group = error if isinstance(error, AllAttemptsFailedError) else error.__cause__
         errors = list(group.exceptions) if isinstance(group, AllAttemptsFailedError) else []
         if not errors or not all(_did_not_answer(e) for e in errors):
@@ -518,6 +588,29 @@ class Stack:
             variables=variables,
             tried=tried,
         )
+
+    async def _stream_after_classifying(
+        self,
+        messages: MessagesInput | ChatRequest,
+        data_class: str,
+        model: str | None,
+        policy: str | Policy | None,
+        constraints: RouteConstraints | None,
+        fields: Mapping[str, Any],
+        budget: Budget | None,
+        run_id: str | None,
+        on_event: Callable[[ExecutionEvent], None] | None,
+    ) -> AsyncIterator[StreamEvent]:
+        # stream() cannot await; this generator awaits the classifier on first iteration.
+        request, plan = await self._prepare_async(
+            messages, None, data_class, model, policy, constraints, True, fields
+        )
+        events = self.executor.stream(plan, request, **self._execution(budget, run_id, on_event))
+        if _only_keyless(plan):
+            events = self._explain_silence(events, plan)
+        async with contextlib.aclosing(events):  # type: ignore[type-var]
+            async for event in events:
+                yield event
 
     def complete_sync(self, messages: MessagesInput | ChatRequest, **kwargs: Any) -> ChatResponse:
         """Blocking twin of :meth:`complete` for scripts (refuses inside an event loop)."""
@@ -590,3 +683,30 @@ class Stack:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+# --- the skill classifier path ------------------------------------------------------------
+
+
+def _is_async_callable(obj: object) -> bool:
+    if obj is None:
+        return False
+    return inspect.iscoroutinefunction(obj) or inspect.iscoroutinefunction(
+        getattr(obj, "__call__", None)  # noqa: B004 - instances with an async __call__
+    )
+
+
+def _classified_text(request: ChatRequest) -> str:
+    user_text = "\n".join(m.text for m in request.messages if m.role == "user")
+    return user_text or request.prompt_text
+
+
+def _skill_name(result: object, classifier: object) -> str:
+    # A name, or a SkillGuess / Classification (anything with a .skill str).
+    skill = result if isinstance(result, str) else getattr(result, "skill", None)
+    if not isinstance(skill, str) or not skill.strip():
+        raise ConfigurationError(
+            f"skill_classifier {classifier!r} returned {result!r}: it must return a skill "
+            "name (str) or an object with a .skill str, such as a SkillGuess"
+        )
+    return skill

@@ -86,3 +86,17 @@ def test_bench_failover_quick() -> None:
     assert set(per["emulator"]) == names
     assert set(per["ledger"]) == names
     assert final["requests_to_dead"] == per["emulator"]["bench-llm@cn"]
+
+
+def test_bench_classifier_quick() -> None:
+    lines, final = run_bench("bench_classifier.py", "--rounds", "1")
+    for key in ("holdout_accuracy", "dev_accuracy", "accuracy", "mean_us", "p99_us"):
+        assert key in final, key
+        assert number(final[key]), (key, final[key])
+    assert 0.0 <= final["holdout_accuracy"] <= 1.0
+    assert final["n_holdout"] >= 250
+    per_language = final["holdout_per_language"]
+    assert len(per_language) >= 20
+    assert all(0.0 <= v <= 1.0 for v in per_language.values())
+    assert set(final["holdout_per_skill"]) == {"code", "multilingual", "reasoning", "general"}
+    assert any("FROZEN HOLDOUT" in line for line in lines[:-1])
