@@ -9,6 +9,7 @@ never on which SDK raised it::
     │   ├── CatalogError ........................ bad catalog file or entry (names file/entry/field)
     │   ├── UnknownModelError ................... a model reference that resolves to nothing
     │   ├── MissingAPIKeyError .................. a deployment's key variable is unset
+    │   ├── NoProviderError ..................... no key set and no local server answered
     │   └── SovereigntyError .................... a route could send data where it may not go
     ├── InvalidRequestError (also ValueError) ... a request hybridstack refuses to send
     ├── ProviderError ........................... one attempt on one deployment failed
@@ -97,6 +98,20 @@ class MissingAPIKeyError(ConfigurationError):
         )
 
 
+class NoProviderError(ConfigurationError):
+    """Nothing could answer: no key is set for the hosted deployments a request may use,
+    and none of the local servers (which need no key) answered.
+
+    ``variables`` are the key variables that would make hosted deployments usable;
+    ``tried`` the local deployments that did not answer.
+    """
+
+    def __init__(self, message: str, *, variables: Sequence[str], tried: Sequence[str]) -> None:
+        self.variables = tuple(variables)
+        self.tried = tuple(tried)
+        super().__init__(message)
+
+
 class SovereigntyError(ConfigurationError):
     """A route could send a data class to a jurisdiction it is not allowed in."""
 
@@ -108,6 +123,11 @@ class SovereigntyError(ConfigurationError):
 
 class InvalidRequestError(HybridStackError, ValueError):
     """A request that hybridstack will not send, with what to change."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        #: The request field at fault (``max_tokens``, ``messages[0].role`` …), when known.
+        self.field = field
+        super().__init__(message)
 
 
 class ProviderError(HybridStackError):

@@ -27,9 +27,10 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from hybridstack._validation import did_you_mean
 from hybridstack.catalog import loader, refs
 from hybridstack.catalog.models import Deployment, Family, Feature, Price
-from hybridstack.catalog.refs import RetiredName, did_you_mean
+from hybridstack.catalog.refs import RetiredName
 from hybridstack.errors import CatalogError, UnknownModelError
 
 

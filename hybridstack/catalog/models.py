@@ -22,7 +22,9 @@ KNOWN_JURISDICTIONS = ("CN", "SG", "US", "EU", "UK", "JP", "KR", "IN", "AE", "AU
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # No inf or NaN in any figure: an infinite price or timeout is always a typo, and
+    # NaN passes every comparison a spend cap or a ranking makes.
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class Price(_Model):

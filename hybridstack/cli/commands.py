@@ -114,7 +114,7 @@ def cmd_smoke(args: argparse.Namespace) -> int:
 
 async def _smoke() -> list[dict[str, Any]]:
     from hybridstack.catalog import Catalog
-    from hybridstack.providers import create_provider
+    from hybridstack.providers import create_provider, load_adapters
     from hybridstack.testing import Emulator, emulator_config_for, offline_catalog
     from hybridstack.types import ChatRequest, Message
 
@@ -124,6 +124,8 @@ async def _smoke() -> list[dict[str, Any]]:
         chosen.setdefault(deployment.protocol, deployment.id)
     config = emulator_config_for(catalog, include=chosen.values())
     rows = []
+    # The three SDKs load on worker threads together, so latency_ms is the request's own.
+    await load_adapters(chosen)
     async with Emulator(config) as emulator:
         local = offline_catalog(catalog, emulator)
         request = ChatRequest(messages=[Message.user("Say hello from your region.")], max_tokens=64)
@@ -131,6 +133,7 @@ async def _smoke() -> list[dict[str, Any]]:
             deployment = local.deployment(deployment_id)
             provider = create_provider(deployment)
             try:
+                await provider.warm_up()
                 reply = await provider.complete(request)
             finally:
                 await provider.aclose()
