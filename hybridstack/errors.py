@@ -21,6 +21,7 @@ never on which SDK raised it::
     ├── NoRouteError ............................ no allowed deployment can serve the request
     ├── BudgetExceededError ..................... the call's deadline, attempts or spend ran out
     ├── StreamInterruptedError .................. a stream broke after its first token
+    ├── LedgerError ............................. attempts could not be stored; .unwritten has them
     └── AllAttemptsFailedError (ExceptionGroup) . every planned deployment failed
 
 Secrets never appear in these messages: adapters scrub the key from provider text
@@ -287,6 +288,19 @@ class StreamInterruptedError(HybridStackError):
     def __init__(self, message: str, *, partial_text: str, cause: BaseException | None = None):
         self.partial_text = partial_text
         self.cause = cause
+        super().__init__(message)
+
+
+class LedgerError(HybridStackError):
+    """The ledger could not store (or fully read) attempts: disk full, file locked or gone.
+
+    ``unwritten`` holds the attempts that were recorded but are not in storage, so that a
+    caller can write them elsewhere; ``path`` names the ledger file when there is one.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, unwritten: Sequence[Any] = ()):
+        self.path = path
+        self.unwritten = tuple(unwritten)
         super().__init__(message)
 
 
