@@ -69,6 +69,14 @@ _EXPECTED = {
     "price.input_per_mtok": "USD per 1M input tokens, e.g. 0.4",
     "price.output_per_mtok": "USD per 1M output tokens, e.g. 1.2",
     "price.as_of": "the date the price was read, e.g. as_of = 2026-11-15",
+    "price.tiers.above_input_tokens": (
+        "the prompt length the tier starts above, e.g. above_input_tokens = 32768"
+    ),
+    "price.tiers.input_per_mtok": "the tier's USD per 1M input tokens, e.g. 2.4",
+    "price.tiers.output_per_mtok": "the tier's USD per 1M output tokens, e.g. 12.0",
+    "price.windows.start": "the UTC time the window opens, e.g. start = 01:00:00",
+    "price.windows.end": "the UTC time the window closes (exclusive), e.g. end = 04:00:00",
+    "price.windows.multiplier": "the factor on every rate in the window, e.g. multiplier = 2.0",
     "retired_on": "the retirement date, e.g. retired_on = 2026-07-24",
     "replacement": "the family to use instead, e.g. replacement = 'deepseek-flash'",
 }
@@ -678,6 +686,11 @@ def _describe(error: Mapping[str, Any], model: type[BaseModel]) -> tuple[str, st
         return field_path, f"must be {op} {limit}{unit}, got {got}"
     if kind.startswith(("date_", "datetime_")):
         return field_path, f"expected a date such as 2026-11-15, got {got}"
+    if kind.startswith("time_"):
+        return field_path, (
+            f"expected a UTC time such as 01:00 (TOML: 01:00:00 unquoted; YAML or JSON: "
+            f"'01:00'), got {got}"
+        )
     if kind.startswith("int_"):
         return field_path, f"expected a whole number, got {got}"
     if kind.startswith("float_"):

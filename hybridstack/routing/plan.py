@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from hybridstack.catalog.models import Deployment
@@ -38,6 +39,8 @@ class Candidate:
         "expected_cost_usd",
         "health",
         "leaves_home",
+        "prompt_tokens",
+        "token_method",
     )
 
     def __init__(
@@ -48,6 +51,8 @@ class Candidate:
         context_window: int = 0,
         leaves_home: bool = False,
         health: str = "closed",
+        prompt_tokens: int = 0,
+        token_method: str = "",
     ) -> None:
         self.deployment = deployment
         self._raw = reasons
@@ -61,6 +66,10 @@ class Candidate:
         self.leaves_home = leaves_home
         #: The breaker state the router saw ("closed", "open", "half_open").
         self.health = health
+        #: The request's prompt tokens for this deployment's family, and how they were
+        #: counted: ``tokenizer:qwen`` (exact) or ``estimate:script-aware``.
+        self.prompt_tokens = prompt_tokens
+        self.token_method = token_method
 
     @property
     def reasons(self) -> tuple[str, ...]:
@@ -89,6 +98,8 @@ class Candidate:
             "context_window": self.context_window,
             "leaves_home": self.leaves_home,
             "health": self.health,
+            "prompt_tokens": self.prompt_tokens,
+            "token_method": self.token_method,
         }
 
     def replace(self, **changes: Any) -> Candidate:
@@ -100,6 +111,8 @@ class Candidate:
             "context_window": self.context_window,
             "leaves_home": self.leaves_home,
             "health": self.health,
+            "prompt_tokens": self.prompt_tokens,
+            "token_method": self.token_method,
         }
         values.update(changes)
         return Candidate(**values)
@@ -114,6 +127,8 @@ class Candidate:
             and self.context_window == other.context_window
             and self.leaves_home == other.leaves_home
             and self.health == other.health
+            and self.prompt_tokens == other.prompt_tokens
+            and self.token_method == other.token_method
         )
 
     __hash__ = None  # type: ignore[assignment]
@@ -144,6 +159,7 @@ class Plan:
     draw_index: int | None = None
     #: deployment id -> the uniform draw u in (0, 1) used for the weighted order.
     draws: dict[str, float] = field(default_factory=dict)
+    #: Prompt tokens for the first candidate's family (see ``token_method``).
     estimated_prompt_tokens: int = 0
     estimated_output_tokens: int = 0
     #: The explicit model reference that replaced the skill table, if any.
@@ -151,6 +167,12 @@ class Plan:
     stream: bool = False
     #: Where this data class's data lives (redaction applies outside it); None = nowhere.
     home_jurisdiction: str | None = None
+    #: How ``estimated_prompt_tokens`` was counted: ``tokenizer:qwen`` (exact) or
+    #: ``estimate:script-aware``; ``token_counts`` has every method the plan used.
+    token_method: str = ""
+    token_counts: dict[str, int] = field(default_factory=dict)
+    #: The moment the expected costs were priced at (time-of-day prices); replay reuses it.
+    priced_at: datetime | None = None
 
     # --- convenience -------------------------------------------------------------------
 
@@ -194,6 +216,9 @@ class Plan:
             "draws": dict(self.draws),
             "estimated_prompt_tokens": self.estimated_prompt_tokens,
             "estimated_output_tokens": self.estimated_output_tokens,
+            "token_method": self.token_method,
+            "token_counts": dict(self.token_counts),
+            "priced_at": None if self.priced_at is None else self.priced_at.isoformat(),
             "candidates": [c.to_dict() for c in self.candidates],
             "excluded": dict(self.excluded),
         }
@@ -227,10 +252,15 @@ class Plan:
         if self.seed is not None:
             policy += f" (seed {self.seed}, draw #{self.draw_index})"
         lines.append(policy)
+        method = f" ({self.token_method})" if self.token_method else ""
+        others = "; ".join(
+            f"{n:,} by {m}" for m, n in self.token_counts.items() if m != self.token_method
+        )
         lines.append(
-            f"estimate: ~{self.estimated_prompt_tokens:,} prompt + "
+            f"estimate: ~{self.estimated_prompt_tokens:,} prompt tokens{method} + "
             f"{self.estimated_output_tokens:,} output tokens"
             + (", streamed" if self.stream else "")
+            + (f"; other families: {others}" if others else "")
         )
         if self.home_jurisdiction is not None:
             lines.append(f"home jurisdiction: {self.home_jurisdiction}")
@@ -238,11 +268,14 @@ class Plan:
         width = max((len(c.deployment.id) for c in self.candidates), default=0)
         digits = len(str(len(self.candidates)))
         shown = self.candidates if limit is None else self.candidates[: max(limit, 0)]
+        # Per-candidate counts only when the families count differently.
+        mixed = len(self.token_counts) > 1
         for i, c in enumerate(shown, 1):
             d = c.deployment
             lines.append(
                 f"  {i:>{digits}}. {d.id:<{width}}  {d.region} ({d.jurisdiction})  "
                 f"~${c.expected_cost_usd:.6f}  ctx {c.context_window:,}"
+                + (f"  ({c.prompt_tokens:,} tok, {c.token_method})" if mixed else "")
                 + ("  [leaves home: redacted when redaction is on]" if c.leaves_home else "")
             )
             lines.extend(f"  {'':>{digits}}     - {r}" for r in c.reasons)
