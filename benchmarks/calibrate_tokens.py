@@ -48,7 +48,7 @@ PRIOR = {
     "latin": 0.25, "latin_en": 0.22, "digit": 0.5, "space": 0.05, "newline": 0.5, "punct": 0.6,
     "latin_ext": 0.5, "greek": 0.8, "cyrillic": 0.4, "hebrew": 0.5, "arabic": 0.5,
     "devanagari": 0.9, "bengali": 1.0, "tamil": 1.0, "indic": 1.2, "thai": 0.6,
-    "ethiopic": 1.3, "hangul": 0.7, "kana": 0.7, "han": 0.7, "cjk_punct": 1.0,
+    "hangul": 0.7, "kana": 0.7, "han": 0.7, "cjk_punct": 1.0,
     "symbol": 1.0, "other": 1.3,
 }  # fmt: skip
 PULL = 0.02  # weight of the prior, relative to one paragraph's squared relative error
@@ -126,12 +126,10 @@ def main() -> int:
             for s in samples
         ]
         weights = fit(rows)
-        # Classes no paragraph had: other Brahmic scripts (Telugu, Kannada, Myanmar …) take
-        # the costliest fitted Brahmic script; unlisted scripts and emoji take Ethiopic's
-        # figure (a script a vocabulary covers poorly costs a token a character or more).
+        # Classes no paragraph had: other Brahmic scripts (Telugu, Kannada, Gujarati …) take
+        # the costliest fitted Brahmic script ("other" is fitted on the Amharic paragraph).
         brahmic = [weights[c] for c in ("devanagari", "bengali", "tamil") if c in weights]
         weights.setdefault("indic", max(brahmic, default=PRIOR["indic"]))
-        weights.setdefault("other", max(weights.get("ethiopic", 0.0), PRIOR["other"]))
         for c, w in PRIOR.items():
             weights.setdefault(c, w)
         fitted[profile] = weights

@@ -121,16 +121,30 @@ class PriceWindow(_Model):
 
     def applies(self, at: datetime) -> bool:
         """Whether an attempt started at ``at`` (naive = UTC) falls in this window."""
-        moment = at if at.tzinfo is None else at.astimezone(UTC).replace(tzinfo=None)
-        now = moment.time()
-        start, end = self.start.replace(tzinfo=None), self.end.replace(tzinfo=None)
+        return self._applies(_utc_naive(at))
+
+    def _applies(self, moment: datetime) -> bool:
+        # Minutes of the day: integers, no time objects (every plan prices every candidate).
+        now = moment.hour * 60 + moment.minute
+        start = self.start.hour * 60 + self.start.minute
+        end = self.end.hour * 60 + self.end.minute
         if start < end:
-            inside, day = start <= now < end, moment.date()
+            if not start <= now < end:
+                return False
+            day = moment.date()
         elif now >= start:
-            inside, day = True, moment.date()
-        else:  # after midnight in a window that wrapped: it belongs to the day before
-            inside, day = now < end, moment.date() - timedelta(days=1)
-        return inside and WEEKDAYS[day.weekday()] in self.days and day not in self.except_dates
+            day = moment.date()
+        elif now < end:  # after midnight in a window that wrapped: it belongs to the day before
+            day = moment.date() - timedelta(days=1)
+        else:
+            return False
+        if WEEKDAYS[day.weekday()] not in self.days:
+            return False
+        return not self.except_dates or day not in self.except_dates
+
+
+def _utc_naive(at: datetime) -> datetime:
+    return at if at.tzinfo is None else at.astimezone(UTC).replace(tzinfo=None)
 
 
 class Price(_Model):
@@ -175,26 +189,28 @@ class Price(_Model):
     def multiplier(self, at: datetime | None = None) -> float:
         """The time-of-day factor at ``at``; with no time, the highest any window sets
         (so an estimate made without a clock never under-counts)."""
-        if not self.windows:
+        windows = self.windows
+        if not windows:
             return 1.0
         if at is None:
-            return max(1.0, *(w.multiplier for w in self.windows))
-        factors = [w.multiplier for w in self.windows if w.applies(at)]
+            return max(1.0, *(w.multiplier for w in windows))
+        moment = _utc_naive(at)
+        factors = [w.multiplier for w in windows if w._applies(moment)]
         return max(factors) if factors else 1.0
 
-    def rates(self, input_tokens: int = 0, at: datetime | None = None) -> Rates:
-        """The rates a request with ``input_tokens`` of prompt pays at ``at``."""
+    def _tier_rates(self, input_tokens: int) -> tuple[float, float, float]:
         inp, out, cached = self.input_per_mtok, self.output_per_mtok, self.cached_input_per_mtok
         for tier in self.tiers:  # ascending: the last one the prompt exceeds wins
             if input_tokens <= tier.above_input_tokens:
                 break
             inp, out, cached = tier.input_per_mtok, tier.output_per_mtok, tier.cached_input_per_mtok
-        if cached is None:
-            cached = inp
+        return inp, out, inp if cached is None else cached
+
+    def rates(self, input_tokens: int = 0, at: datetime | None = None) -> Rates:
+        """The rates a request with ``input_tokens`` of prompt pays at ``at``."""
+        inp, out, cached = self._tier_rates(input_tokens)
         factor = self.multiplier(at) if self.windows else 1.0
-        if factor != 1.0:
-            return Rates(inp * factor, out * factor, cached * factor)
-        return Rates(inp, out, cached)
+        return Rates(inp * factor, out * factor, cached * factor)
 
     def cost(
         self,
@@ -208,11 +224,15 @@ class Price(_Model):
 
         ``input_tokens`` includes ``cached_input_tokens`` (billed at the cache rate).
         ``at`` is when the attempt started; None takes the dearest window. A pure
-        function of its arguments.
+        function of its arguments (the router calls it for every candidate of every
+        plan, so it stays cheap).
         """
-        inp, out, cached = self.rates(input_tokens, at)
-        fresh = max(0, input_tokens - cached_input_tokens)
-        return (fresh * inp + cached_input_tokens * cached + output_tokens * out) / 1_000_000
+        inp, out, cached = self._tier_rates(input_tokens)
+        fresh = input_tokens - cached_input_tokens
+        usd = (
+            (fresh if fresh > 0 else 0) * inp + cached_input_tokens * cached + output_tokens * out
+        ) / 1_000_000
+        return usd * self.multiplier(at) if self.windows else usd
 
 
 class Family(_Model):

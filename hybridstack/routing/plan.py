@@ -32,11 +32,12 @@ class Candidate:
     """
 
     __slots__ = (
+        "_cost",
+        "_pricing",
         "_raw",
         "_reasons",
         "context_window",
         "deployment",
-        "expected_cost_usd",
         "health",
         "leaves_home",
         "prompt_tokens",
@@ -47,18 +48,22 @@ class Candidate:
         self,
         deployment: Deployment,
         reasons: Sequence[Reason] = (),
-        expected_cost_usd: float = 0.0,
+        expected_cost_usd: float | None = 0.0,
         context_window: int = 0,
         leaves_home: bool = False,
         health: str = "closed",
         prompt_tokens: int = 0,
         token_method: str = "",
+        pricing: tuple[int, int, datetime | None] | None = None,
     ) -> None:
         self.deployment = deployment
         self._raw = reasons
         self._reasons: tuple[str, ...] | None = None
-        #: Expected USD cost from catalog prices and the plan's token estimates.
-        self.expected_cost_usd = expected_cost_usd
+        # The expected cost, or None with ``pricing`` = (prompt tokens, output tokens, at):
+        # then the deployment's price is asked on first read (most plans are never priced
+        # by anyone but the budget check).
+        self._cost = expected_cost_usd
+        self._pricing = pricing
         #: The deployment's context window (its override, else the family's).
         self.context_window = context_window
         #: True when the deployment is outside the data class's home jurisdiction: with
@@ -70,6 +75,21 @@ class Candidate:
         #: counted: ``tokenizer:qwen`` (exact) or ``estimate:script-aware``.
         self.prompt_tokens = prompt_tokens
         self.token_method = token_method
+
+    @property
+    def expected_cost_usd(self) -> float:
+        """Expected USD cost: the deployment's price (its tier for this prompt, its window
+        at the plan's time) for the plan's token counts."""
+        cost = self._cost
+        if cost is None:
+            pricing = self._pricing
+            if pricing is None:
+                cost = 0.0
+            else:
+                prompt, output, at = pricing
+                cost = self.deployment.price.cost(prompt, output, at=at)
+            self._cost = cost
+        return cost
 
     @property
     def reasons(self) -> tuple[str, ...]:

@@ -672,17 +672,17 @@ class Router:
                 excluded,
             )
 
-        # One row per survivor: [sort key, entry, expected cost, policy reason, prompt count].
+        # One row per survivor: [sort key, entry, expected cost (None: priced when read),
+        # policy reason, prompt count].
         # Reasons are (template, args) pairs, formatted only if someone reads them.
         rows: list[list[Any]] = []
         draws: dict[str, float] = {}
         primary = pol.primary
         priced_at = at if at is not None else datetime.now(UTC)
-        costs = [e.price.cost(count.tokens, output_tokens, at=priced_at) for e, count in survivors]
         if primary == "weighted":
             m64, inv = _M64, _INV_2_53
             state = _mix((self.seed ^ _mix(draw_index)) & m64)
-            for (e, count), cost in zip(survivors, costs, strict=True):
+            for e, count in survivors:
                 # SplitMix64 of (plan state, deployment id hash), inlined: uniform u in (0, 1).
                 x = ((state ^ e.id_hash) + 0x9E3779B97F4A7C15) & m64
                 x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & m64
@@ -696,10 +696,11 @@ class Router:
                 else:
                     key = u - 1.0  # weight 0: behind every weighted one, still a fall-back
                     why = (_WEIGHT_ZERO, (u,))
-                rows.append([(e.group, -key, e.index), e, cost, why, count])
+                rows.append([(e.group, -key, e.index), e, None, why, count])
         elif primary == "cheapest":
             group_min: dict[int, float] = {}
-            for (e, count), cost in zip(survivors, costs, strict=True):
+            for e, count in survivors:
+                cost = e.price.cost(count.tokens, output_tokens, at=priced_at)
                 if cost < group_min.get(e.group, math.inf):
                     group_min[e.group] = cost
                 why = (_CHEAPEST, (_usd(cost), count.tokens, output_tokens))
@@ -709,14 +710,14 @@ class Router:
                 row[0] = (group_min[e.group], e.group, row[2], e.index)
         else:  # fastest
             tracker = self.latency
-            for (e, count), cost in zip(survivors, costs, strict=True):
+            for e, count in survivors:
                 ewma = tracker.ewma(e.id) if tracker is not None else None
                 if ewma is None:
                     speed, why = 0.0, _UNMEASURED
                 else:
                     calls = tracker.count(e.id) if hasattr(tracker, "count") else 0  # type: ignore[union-attr]
                     speed, why = ewma, (_FASTEST, (ewma * 1000.0, calls))
-                rows.append([(e.group, speed, e.index), e, cost, why, count])
+                rows.append([(e.group, speed, e.index), e, None, why, count])
         rows.sort(key=_row_key)
 
         extra: dict[str, list[Any]] = {}
@@ -770,6 +771,7 @@ class Router:
                     health_of.get(e.id, "closed"),
                     count.tokens,
                     count.method,
+                    (count.tokens, output_tokens, priced_at),
                 )
             )
 
