@@ -10,7 +10,9 @@ language the exact Qwen token count and the ratio estimate / exact for
   families get: fitted to cl100k_base, so above Qwen on non-Latin scripts);
 
 then microseconds per count (old rule, estimate, exact Qwen; a ~300-character paragraph
-and the same text x30, ~9,000 characters; and a whole request with framing and a tool),
+and ~9,000 characters of mixed text; a whole request with framing and a tool) and per
+``Router.plan`` on the bundled catalog (which counts once per tokenizer its candidates
+need: a Qwen route counts twice, a pinned DeepSeek deployment once),
 the first load of the Qwen tokenizer in a fresh interpreter, and the longest stall of a
 running event loop while that load runs in a background thread (an asyncio task that
 sleeps 1 ms in a loop measures the gaps). Ends with one JSON line.
@@ -122,6 +124,18 @@ def main() -> int:
             lambda r: counter.count_request(r, "qwen"), request, repeats
         ),
     }
+    from hybridstack.catalog import Catalog
+    from hybridstack.routing import Router
+
+    router = Router(Catalog.default(), key_available=lambda d: True, seed=1, token_counter=counter)
+    chinese = ChatRequest(messages=paragraph)
+    plain = ChatRequest(messages=english)
+    timings["plan_multilingual_zh"] = per_call_us(
+        lambda r: router.plan(r, skill="multilingual"), chinese, repeats // 4 or 1
+    )
+    timings["plan_pinned_deepseek_en"] = per_call_us(
+        lambda r: router.plan(r, model="deepseek-flash@deepseek-cn"), plain, repeats // 4 or 1
+    )
     print("\nmicroseconds per count (median of 5 rounds)")
     for name, us in timings.items():
         print(f"  {name:<26}{us:>10.1f}")

@@ -35,8 +35,10 @@ Where it sits: at the bottom with ``types`` (it imports nothing from hybridstack
 
 Loading is lazy and off the hot path: ``import hybridstack`` reads no vocabulary. The
 first count that wants the Qwen tokenizer starts loading it in a background thread
-(about 0.3 s) and is answered by the estimate meanwhile; :func:`load` blocks until it is
-ready and ``await`` :func:`aload` loads it in a worker thread. ``HYBRIDSTACK_TOKENIZERS``
+(0.2-0.5 s, see benchmarks/bench_tokens.py) and is answered by the estimate meanwhile.
+tiktoken builds its encoder holding the GIL (about 0.1 s), so load at start-up to keep
+that pause off a serving loop: :func:`load` blocks until the tokenizer is ready and
+``await`` :func:`aload` loads it in a worker thread. ``HYBRIDSTACK_TOKENIZERS``
 = ``background`` (default) | ``sync`` (the first count waits: deterministic scripts and
 tests) | ``off`` (estimates only).
 """
@@ -365,7 +367,7 @@ def _read_ranks(path: str) -> dict[bytes, int]:
 
 
 def load_qwen_encoder() -> Encoder:
-    """Build the exact Qwen tokenizer from the bundled vocabulary (about 0.3 s, no network)."""
+    """Build the exact Qwen tokenizer from the bundled vocabulary (0.2-0.5 s, no network)."""
     path = qwen_vocab_path()
     if path is None:
         raise FileNotFoundError(
