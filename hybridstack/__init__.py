@@ -89,7 +89,17 @@ _EXPORTS: dict[str, str] = {
     "SkillGuess": "hybridstack.graph.classifier",
 }
 
-_SUBMODULES = {"testing", "errors", "types", "catalog", "routing", "resilience", "ledger", "graph"}
+_SUBMODULES = {
+    "testing",
+    "errors",
+    "types",
+    "tokens",
+    "catalog",
+    "routing",
+    "resilience",
+    "ledger",
+    "graph",
+}
 
 __all__ = sorted([*_EXPORTS, "__version__"])
 

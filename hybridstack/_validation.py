@@ -125,6 +125,11 @@ def _describe(
         return field_path, f"must be a finite number{suffix}, got {got}"
     if kind.startswith(("date_", "datetime_")):
         return field_path, f"expected a date such as 2026-11-15, got {got}"
+    if kind.startswith("time_"):
+        return field_path, (
+            f"expected a UTC time such as 01:00 (TOML: 01:00:00 unquoted; YAML or JSON: "
+            f"'01:00'), got {got}"
+        )
     if kind.startswith("int_"):
         return field_path, f"expected a whole number, got {got}"
     if kind.startswith("float_"):

@@ -1,7 +1,8 @@
 """The value types every layer speaks: messages, requests, responses, stream events, attempts.
 
 These are the bottom layer of hybridstack: nothing here imports another hybridstack
-module or a provider SDK. Adapters translate these to and from each wire format;
+module (but :mod:`hybridstack.tokens`, which imports none) or a provider SDK. Adapters
+translate these to and from each wire format;
 the router, executor, ledger and graph only ever see these.
 """
 
@@ -12,6 +13,8 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from hybridstack.tokens import count_request
 
 Role = Literal["system", "user", "assistant", "tool"]
 
@@ -237,11 +240,13 @@ class ChatRequest(_Frozen):
         """All message text, for token estimates and classification."""
         return "\n".join(m.text for m in self.messages)
 
-    def estimated_prompt_tokens(self) -> int:
-        """A cheap, provider-independent estimate (about four characters a token)."""
-        chars = sum(len(m.text) + 8 for m in self.messages)
-        chars += sum(len(json.dumps(t.parameters)) + len(t.description) for t in self.tools)
-        return chars // 4 + 1
+    def estimated_prompt_tokens(self, tokenizer: str | None = None) -> int:
+        """Prompt tokens, messages' framing and tool schemas included.
+
+        Exact with ``tokenizer="qwen"`` once that tokenizer is loaded; otherwise the
+        script-aware estimate (:mod:`hybridstack.tokens`). The router counts per family.
+        """
+        return count_request(self, tokenizer).tokens
 
 
 class Usage(_Frozen):

@@ -72,6 +72,14 @@ _EXPECTED = {
     "price.input_per_mtok": "USD per 1M input tokens, e.g. 0.4",
     "price.output_per_mtok": "USD per 1M output tokens, e.g. 1.2",
     "price.as_of": "the date the price was read, e.g. as_of = 2026-11-15",
+    "price.tiers.above_input_tokens": (
+        "the prompt length the tier starts above, e.g. above_input_tokens = 32768"
+    ),
+    "price.tiers.input_per_mtok": "the tier's USD per 1M input tokens, e.g. 2.4",
+    "price.tiers.output_per_mtok": "the tier's USD per 1M output tokens, e.g. 12.0",
+    "price.windows.start": "the UTC time the window opens, e.g. start = 01:00:00",
+    "price.windows.end": "the UTC time the window closes (exclusive), e.g. end = 04:00:00",
+    "price.windows.multiplier": "the factor on every rate in the window, e.g. multiplier = 2.0",
     "retired_on": "the retirement date, e.g. retired_on = 2026-07-24",
     "replacement": "the family to use instead, e.g. replacement = 'deepseek-flash'",
 }

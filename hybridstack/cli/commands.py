@@ -203,6 +203,9 @@ def cmd_route(args: argparse.Namespace) -> int:
 
         classification = classify(args.prompt)
         skill = classification.skill
+    from hybridstack import tokens
+
+    tokens.load()  # one plan, shown: count Qwen prompts exactly rather than estimate them
     plan = stack.route(args.prompt, skill=skill, data_class=args.data_class, model=args.model)
     if args.json:
         payload = plan.to_dict()
@@ -263,7 +266,7 @@ def cmd_models(args: argparse.Namespace) -> int:
             or d.id in named
         ]
     if args.max_price is not None:
-        deployments = [d for d in deployments if d.price.output_per_mtok <= args.max_price]
+        deployments = [d for d in deployments if d.price.rates().output_per_mtok <= args.max_price]
     rows = catalog.to_rows(deployments)
     if args.json:
         _print_json(rows)
@@ -282,19 +285,29 @@ def cmd_models(args: argparse.Namespace) -> int:
         "status",
     ):
         table.add_column(column, no_wrap=column == "deployment")
+    marked = {"tiers": False, "windows": False}
     for row in rows:
         status = "retired" if row["retired"] else ("disabled" if not row["enabled"] else "ok")
+        # Base rates; a mark says the request may pay more (longer prompt, peak hour).
+        mark = ("+" if row["price_tiers"] else "") + ("*" if row["price_windows"] else "")
+        marked["tiers"] |= bool(row["price_tiers"])
+        marked["windows"] |= bool(row["price_windows"])
         table.add_row(
             row["id"],
             row["jurisdiction"],
             row["region"],
             row["protocol"],
-            f"{row['input_per_mtok']:g}",
-            f"{row['output_per_mtok']:g}",
+            f"{row['input_per_mtok']:g}{mark}",
+            f"{row['output_per_mtok']:g}{mark}",
             f"{row['context_window']:,}",
             status,
         )
-    _console().print(table)
+    console = _console()
+    console.print(table)
+    if marked["tiers"]:
+        console.print("+ base tier: longer prompts pay more (price_tiers in --json)")
+    if marked["windows"]:
+        console.print("* off-peak rate: peak hours cost more (price_windows in --json)")
     return EXIT_OK
 
 

@@ -965,7 +965,7 @@ class _Call:
             raise
         latency = perf_counter() - t0
         usage = response.usage
-        cost = dep.price.cost(usage.input_tokens, usage.output_tokens, usage.cached_input_tokens)
+        cost = _cost(dep, usage, started_at)
         self.spent += cost
         ex = self.ex
         ex.breakers.record_success(dep)
@@ -1192,11 +1192,7 @@ class _Call:
                         response = event.response  # type: ignore[union-attr]
                         latency = perf_counter() - t0
                         final_usage = response.usage
-                        cost = dep.price.cost(
-                            final_usage.input_tokens,
-                            final_usage.output_tokens,
-                            final_usage.cached_input_tokens,
-                        )
+                        cost = _cost(dep, final_usage, started_at)
                         self.spent += cost
                         ex.breakers.record_success(dep)
                         recorded = True
@@ -1217,7 +1213,7 @@ class _Call:
                             usage = event.usage  # type: ignore[union-attr]
                         yield event
             except ProviderError as error:
-                cost = _cost(dep, usage)
+                cost = _cost(dep, usage, started_at)
                 self.spent += cost
                 recorded = True
                 self.record(
@@ -1241,7 +1237,7 @@ class _Call:
                 continue
             except _DeadlineHit:
                 recorded = True
-                cost = _cost(dep, usage)
+                cost = _cost(dep, usage, started_at)
                 self.spent += cost
                 self.record(
                     slot, index, retry_index, started_at, perf_counter() - t0, "cancelled",
@@ -1258,7 +1254,7 @@ class _Call:
                 # The caller stopped reading (GeneratorExit), was cancelled, or an adapter bug.
                 if not recorded:
                     recorded = True
-                    cost = _cost(dep, usage)
+                    cost = _cost(dep, usage, started_at)
                     self.spent += cost
                     unexpected = isinstance(exc, Exception)
                     self.record(
@@ -1280,10 +1276,13 @@ class _Call:
                         logger.debug("closing the stream of %s failed", dep.id, exc_info=True)
 
 
-def _cost(dep: Deployment, usage: Usage | None) -> float:
+def _cost(dep: Deployment, usage: Usage | None, started_at: datetime) -> float:
+    """The attempt's cost: the catalog price's tier and time-of-day window at its start."""
     if usage is None:
         return 0.0
-    return dep.price.cost(usage.input_tokens, usage.output_tokens, usage.cached_input_tokens)
+    return dep.price.cost(
+        usage.input_tokens, usage.output_tokens, usage.cached_input_tokens, at=started_at
+    )
 
 
 def _leaves_home(cand: Any, dep: Deployment, plan: Any, request: ChatRequest) -> bool:
