@@ -300,6 +300,22 @@ def test_run_unknown_thread(capsys: pytest.CaptureFixture[str]) -> None:
     assert "Traceback" not in err
 
 
+def test_run_with_checkpoints_that_are_not_sqlite(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    bogus = tmp_path / "not-sqlite.file"
+    bogus.write_text("name,price\nwidget,3\n" * 50)
+    for args in (["Write a haiku"], ["--thread", "t-1"]):
+        code, _out, err = cli(
+            capsys, "run", "--offline", "--no-progress", "--checkpoints", str(bogus), *args
+        )
+        assert code == EXIT_USAGE, err
+        assert "Traceback" not in err
+        assert f"{bogus} cannot hold agent checkpoints: it is not an SQLite database" in err
+        assert "--checkpoints" in err
+    assert bogus.read_text().startswith("name,price")
+
+
 @pytest.mark.parametrize("task", ["", "   "])
 def test_run_empty_task(capsys: pytest.CaptureFixture[str], task: str) -> None:
     code, _, err = cli(capsys, "run", "--offline", task)

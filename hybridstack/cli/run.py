@@ -151,5 +151,6 @@ def checkpoint_path(args: Any) -> Path:
 
 
 def main_run(args: Any, console: Console) -> int:
-    checkpoint_path(args).parent.mkdir(parents=True, exist_ok=True)
+    # The agent checks the checkpoint path (and makes its directory) itself, with a
+    # hybridstack error for a path that cannot hold checkpoints.
     return asyncio.run(run_agent(args, console))

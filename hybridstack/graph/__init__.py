@@ -60,6 +60,17 @@ _EXPORTS: dict[str, str] = {
     "PlanRejectedError": "hybridstack.graph.subtasks",
     "UnknownThreadError": "hybridstack.graph.subtasks",
     "UnroutableSubtaskError": "hybridstack.graph.subtasks",
+    "CheckpointError": "hybridstack.graph.subtasks",
+    "CheckpointStoreError": "hybridstack.graph.subtasks",
+    "CheckpointUnavailableError": "hybridstack.graph.subtasks",
+    "ThreadBusyError": "hybridstack.graph.subtasks",
+    "LeaseLostError": "hybridstack.graph.subtasks",
+    # thread leases
+    "ThreadLeases": "hybridstack.graph.leases",
+    "ThreadLease": "hybridstack.graph.leases",
+    "HeldLease": "hybridstack.graph.leases",
+    "InMemoryThreadLeases": "hybridstack.graph.leases",
+    "SQLiteThreadLeases": "hybridstack.graph.leases",
     # LangChain interop
     "HybridChatModel": "hybridstack.graph.langchain",
     # the classifier (another engineer's module, re-exported for convenience)
@@ -76,6 +87,9 @@ __all__ = [
     "ApprovalRequested",
     "AttemptFailed",
     "BreakerOpened",
+    "CheckpointError",
+    "CheckpointStoreError",
+    "CheckpointUnavailableError",
     "DeploymentSkipped",
     "EmptyTaskError",
     "ErrorSummary",
@@ -83,9 +97,12 @@ __all__ = [
     "FinalAnswer",
     "GraphError",
     "Hedged",
+    "HeldLease",
     "HeuristicPlanner",
     "HybridChatModel",
+    "InMemoryThreadLeases",
     "LLMPlanner",
+    "LeaseLostError",
     "PlanMade",
     "PlanRejectedError",
     "PlanResult",
@@ -99,6 +116,7 @@ __all__ = [
     "RunResult",
     "RunStarted",
     "RunTotals",
+    "SQLiteThreadLeases",
     "StreamResumedElsewhere",
     "Subtask",
     "SubtaskDone",
@@ -108,6 +126,9 @@ __all__ = [
     "SubtaskSkipped",
     "SubtaskStarted",
     "TaskPlan",
+    "ThreadBusyError",
+    "ThreadLease",
+    "ThreadLeases",
     "TokenDelta",
     "UnknownThreadError",
     "UnroutableSubtaskError",
@@ -158,16 +179,28 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         TokenDelta,
     )
     from hybridstack.graph.langchain import HybridChatModel
+    from hybridstack.graph.leases import (
+        HeldLease,
+        InMemoryThreadLeases,
+        SQLiteThreadLeases,
+        ThreadLease,
+        ThreadLeases,
+    )
     from hybridstack.graph.planner import HeuristicPlanner, LLMPlanner, Planner, PlanResult
     from hybridstack.graph.result import RunFailedError, RunResult, RunTotals, SubtaskOutcome
     from hybridstack.graph.state import AgentState, ErrorSummary, SubtaskRecord
     from hybridstack.graph.subtasks import (
+        CheckpointError,
+        CheckpointStoreError,
+        CheckpointUnavailableError,
         EmptyTaskError,
         GraphError,
+        LeaseLostError,
         PlanRejectedError,
         PlanValidationError,
         Subtask,
         TaskPlan,
+        ThreadBusyError,
         UnknownThreadError,
         UnroutableSubtaskError,
     )

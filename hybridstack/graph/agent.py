@@ -14,8 +14,12 @@ saver is accepted) and runs with ``durability="sync"``: each worker's result is
 written to the checkpoint as that worker finishes. Resuming a thread after the process
 died re-runs only the subtasks with no saved result; completed ones are never sent again.
 
-The default SQLite saver is opened per call (it is bound to one event loop), which is
-what lets the blocking twins (``run``, ``resume`` …) and several processes share a file.
+The default SQLite saver is shared by every run of the process on one event loop
+(:mod:`hybridstack.graph.checkpoints`: one connection, WAL, a busy timeout), so many
+concurrent runs, the blocking twins (``run``, ``resume`` …) and several processes can
+share a file. A run holds a lease on its thread (:mod:`hybridstack.graph.leases`), so a
+second run of the same thread, in this process or another, is refused with
+:class:`ThreadBusyError` instead of sending the same subtasks again.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -31,12 +36,15 @@ from langgraph.graph import StateGraph
 from langgraph.types import Command
 
 from hybridstack._sync import iterate_sync, run_sync
+from hybridstack.errors import ConfigurationError
 from hybridstack.graph.builder import (
+    CONFIG_LEASE,
     CONFIG_STREAM_TOKENS,
     build_agent_graph,
     check_routes,
     effective_data_classes,
 )
+from hybridstack.graph.checkpoints import DEFAULT_BUSY_TIMEOUT_S, shared_sqlite_saver
 from hybridstack.graph.events import (
     AgentEvent,
     ApprovalRequested,
@@ -44,9 +52,17 @@ from hybridstack.graph.events import (
     RunStarted,
     _Event,
 )
+from hybridstack.graph.leases import (
+    DEFAULT_LEASE_TTL_S,
+    HeldLease,
+    InMemoryThreadLeases,
+    SQLiteThreadLeases,
+    ThreadLeases,
+)
 from hybridstack.graph.planner import Planner
 from hybridstack.graph.result import RunResult, RunStatus, build_result
 from hybridstack.graph.subtasks import (
+    CheckpointUnavailableError,
     EmptyTaskError,
     GraphError,
     Subtask,
@@ -81,6 +97,16 @@ class Agent:
         durability: LangGraph durability mode; ``"sync"`` (default) persists every
             finished worker before the next step starts.
         synthesize_single: run the synthesis step even for one-subtask plans.
+        leases: who may drive a thread: a :class:`~hybridstack.graph.leases.ThreadLeases`
+            store, ``None`` for no leases, or ``"auto"`` (default): a lease table in the
+            SQLite checkpoint file, in-memory leases for ``"memory"``, and none for a
+            checkpointer you pass (give a store that reaches every process that uses it).
+        lease_ttl: seconds a run's lease lasts without renewal (renewed every third of
+            it while the run goes on); how long a thread stays refused after its holder
+            died on another machine.
+        checkpoint_busy_timeout: seconds a checkpoint write waits for another process's
+            write lock on the SQLite file before the run stops, resumable, with
+            :class:`~hybridstack.graph.CheckpointUnavailableError`.
     """
 
     def __init__(
@@ -96,7 +122,20 @@ class Agent:
         durability: Durability = "sync",
         synthesize_single: bool = False,
         recursion_limit: int = 200,
+        leases: ThreadLeases | Literal["auto"] | None = "auto",
+        lease_ttl: float = DEFAULT_LEASE_TTL_S,
+        checkpoint_busy_timeout: float = DEFAULT_BUSY_TIMEOUT_S,
     ) -> None:
+        for name, value in (
+            ("lease_ttl", lease_ttl),
+            ("checkpoint_busy_timeout", checkpoint_busy_timeout),
+        ):
+            if not (isinstance(value, int | float) and 0 < value < float("inf")):
+                raise ConfigurationError(f"{name} must be a positive number of seconds")
+        if not (leases is None or leases == "auto" or isinstance(leases, ThreadLeases)):
+            raise ConfigurationError(
+                f"leases must be a ThreadLeases store, 'auto' or None, not {leases!r}"
+            )
         self.stack = stack
         self.max_concurrency = max_concurrency
         self.require_approval = require_approval
@@ -113,16 +152,29 @@ class Agent:
             synthesize_single=synthesize_single,
             error_sink=self._errors,
         )
-        if checkpointer == "memory":
+        in_memory = checkpointer == "memory"
+        if in_memory:
             from langgraph.checkpoint.memory import InMemorySaver
 
             checkpointer = InMemorySaver()
         self._checkpointer = checkpointer
         self._compiled_with_saver: Any = None
+        self._compiled_for: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
         path = checkpoint_path or os.environ.get(CHECKPOINT_ENV) or DEFAULT_CHECKPOINT_PATH
         self.checkpoint_path: Path | None = (
             None if checkpointer is not None else Path(path).expanduser()
         )
+        self.checkpoint_busy_timeout = float(checkpoint_busy_timeout)
+        self.lease_ttl = float(lease_ttl)
+        if leases == "auto":
+            if self.checkpoint_path is not None:
+                leases = SQLiteThreadLeases(
+                    self.checkpoint_path, busy_timeout=self.checkpoint_busy_timeout
+                )
+            else:
+                leases = InMemoryThreadLeases() if in_memory else None
+        #: The lease store guarding threads (None: no leases).
+        self.leases: ThreadLeases | None = leases
         self._mermaid: str | None = None
 
     def __repr__(self) -> str:
@@ -143,12 +195,47 @@ class Agent:
                 self._compiled_with_saver = self.builder.compile(checkpointer=self._checkpointer)
             yield self._compiled_with_saver
             return
-        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-
         assert self.checkpoint_path is not None
-        self.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
-        async with AsyncSqliteSaver.from_conn_string(str(self.checkpoint_path)) as saver:
-            yield self.builder.compile(checkpointer=saver)
+        async with shared_sqlite_saver(
+            self.checkpoint_path, busy_timeout=self.checkpoint_busy_timeout
+        ) as saver:
+            graph = self._compiled_for.get(saver)
+            if graph is None:
+                graph = self._compiled_for[saver] = self.builder.compile(checkpointer=saver)
+            yield graph
+
+    @contextlib.asynccontextmanager
+    async def _holding(self, thread_id: str) -> AsyncIterator[HeldLease | None]:
+        """The thread's lease for the block (ThreadBusyError if another run holds it)."""
+        if self.leases is None:
+            yield None
+            return
+        async with self.leases.hold(thread_id, ttl=self.lease_ttl) as held:
+            yield held
+
+    def _where(self) -> str:
+        return str(self.checkpoint_path) if self.checkpoint_path is not None else ""
+
+    def _missing_file(self, thread_id: str) -> UnknownThreadError | None:
+        """Reading a thread from a checkpoint file that does not exist: say so, and do not
+        create an empty file as a side effect."""
+        if self.checkpoint_path is None or self.checkpoint_path.exists():
+            return None
+        return UnknownThreadError(thread_id, where=str(self.checkpoint_path), store_exists=False)
+
+    async def _unavailable(
+        self, error: CheckpointUnavailableError, thread_id: str, *, saved: bool | None
+    ) -> CheckpointUnavailableError:
+        """The store failed mid-run: name the thread and say how to go on. ``saved`` None
+        means "look": a thread with a saved step is resumed, one without is started again."""
+        if saved is None:
+            with contextlib.suppress(Exception):
+                async with self.compiled() as graph:
+                    snapshot = await graph.aget_state(self._config(thread_id, stream_tokens=False))
+                    saved = bool(snapshot.values or snapshot.next)
+        return CheckpointUnavailableError(
+            error.detail, path=error.path, thread_id=thread_id, resumable=saved
+        )
 
     def graph_mermaid(self) -> str:
         """The agent graph as Mermaid (LangGraph's drawing of the compiled graph)."""
@@ -157,10 +244,18 @@ class Agent:
         return self._mermaid
 
     def _config(
-        self, thread_id: str, *, stream_tokens: bool, max_concurrency: int | None = None
+        self,
+        thread_id: str,
+        *,
+        stream_tokens: bool,
+        max_concurrency: int | None = None,
+        lease: HeldLease | None = None,
     ) -> dict[str, Any]:
+        configurable: dict[str, Any] = {"thread_id": thread_id, CONFIG_STREAM_TOKENS: stream_tokens}
+        if lease is not None:
+            configurable[CONFIG_LEASE] = lease
         return {
-            "configurable": {"thread_id": thread_id, CONFIG_STREAM_TOKENS: stream_tokens},
+            "configurable": configurable,
             "max_concurrency": max_concurrency or self.max_concurrency,
             "recursion_limit": self.recursion_limit,
         }
@@ -248,24 +343,35 @@ class Agent:
             run_id=run_id,
             max_concurrency=max_concurrency,
         )
-        async with self.compiled() as graph:
-            config = self._config(
-                thread_id, stream_tokens=stream_tokens, max_concurrency=max_concurrency
-            )
-            existing = await graph.aget_state(config)
-            if existing.values:
-                raise GraphError(
-                    f"thread {thread_id!r} already has a run; resume it with "
-                    f"agent.aresume({thread_id!r}) or pick a new thread_id"
+        started = False
+        try:
+            async with self.compiled() as graph, self._holding(thread_id) as lease:
+                config = self._config(
+                    thread_id,
+                    stream_tokens=stream_tokens,
+                    max_concurrency=max_concurrency,
+                    lease=lease,
                 )
-            yield RunStarted(
-                thread_id=thread_id,
-                run_id=inputs["run_id"],
-                task=task,
-                data_class=data_class,
-            )
-            async for event in self._drive(graph, inputs, config, thread_id):
-                yield event
+                existing = await graph.aget_state(config)
+                if existing.values:
+                    raise GraphError(
+                        f"thread {thread_id!r} already has a run; resume it with "
+                        f"agent.aresume({thread_id!r}) or pick a new thread_id"
+                    )
+                started = True
+                yield RunStarted(
+                    thread_id=thread_id,
+                    run_id=inputs["run_id"],
+                    task=task,
+                    data_class=data_class,
+                )
+                async for event in self._drive(graph, inputs, config, thread_id):
+                    yield event
+        except CheckpointUnavailableError as error:
+            # Before the run started nothing was saved: it is started again, not resumed.
+            raise await self._unavailable(
+                error, thread_id, saved=None if started else False
+            ) from error
 
     # --- resuming -----------------------------------------------------------------------
 
@@ -299,26 +405,47 @@ class Agent:
         stream_tokens: bool = True,
     ) -> AsyncIterator[AgentEvent]:
         """Like :meth:`aresume`, yielding typed events."""
-        async with self.compiled() as graph:
-            config = self._config(thread_id, stream_tokens=stream_tokens)
-            snapshot = await graph.aget_state(config)
-            if not snapshot.values and not snapshot.next:
-                raise UnknownThreadError(thread_id, await self._thread_ids(graph))
-            values = snapshot.values
-            config["max_concurrency"] = values.get("max_concurrency") or self.max_concurrency
-            command = await self._resume_command(graph, config, snapshot, plan, approve, reason)
-            yield RunStarted(
-                thread_id=thread_id,
-                run_id=values.get("run_id") or thread_id,
-                task=values.get("task", ""),
-                data_class=values.get("data_class", "public"),
-                resumed=True,
-            )
-            if command is _FINISHED:
-                yield RunFinished(result=await self._result(graph, config, thread_id))
-                return
-            async for event in self._drive(graph, command, config, thread_id):
-                yield event
+        missing = self._missing_file(thread_id)
+        if missing is not None:
+            raise missing
+        try:
+            async with self.compiled() as graph:
+                config = self._config(thread_id, stream_tokens=stream_tokens)
+                if not await self._exists(graph, config):
+                    raise UnknownThreadError(
+                        thread_id, await self._thread_ids(graph), where=self._where()
+                    )
+                async with self._holding(thread_id) as lease:
+                    config = self._config(thread_id, stream_tokens=stream_tokens, lease=lease)
+                    # Read under the lease: a run that held it a moment ago may have moved
+                    # the thread on (or finished it) since.
+                    snapshot = await graph.aget_state(config)
+                    values = snapshot.values
+                    config["max_concurrency"] = (
+                        values.get("max_concurrency") or self.max_concurrency
+                    )
+                    command = await self._resume_command(
+                        graph, config, snapshot, plan, approve, reason
+                    )
+                    yield RunStarted(
+                        thread_id=thread_id,
+                        run_id=values.get("run_id") or thread_id,
+                        task=values.get("task", ""),
+                        data_class=values.get("data_class", "public"),
+                        resumed=True,
+                    )
+                    if command is _FINISHED:
+                        yield RunFinished(result=await self._result(graph, config, thread_id))
+                        return
+                    async for event in self._drive(graph, command, config, thread_id):
+                        yield event
+        except CheckpointUnavailableError as error:
+            raise await self._unavailable(error, thread_id, saved=True) from error
+
+    @staticmethod
+    async def _exists(graph: Any, config: dict[str, Any]) -> bool:
+        snapshot = await graph.aget_state(config)
+        return bool(snapshot.values or snapshot.next)
 
     async def aapprove(self, thread_id: str, *, plan: PlanInput | None = None) -> RunResult:
         """Approve a paused plan (or replace it with ``plan``) and run it."""
@@ -384,15 +511,21 @@ class Agent:
 
     async def aresult(self, thread_id: str) -> RunResult:
         """The result of a thread as it stands (finished, paused or interrupted)."""
+        missing = self._missing_file(thread_id)
+        if missing is not None:
+            raise missing
         async with self.compiled() as graph:
             config = self._config(thread_id, stream_tokens=False)
-            snapshot = await graph.aget_state(config)
-            if not snapshot.values and not snapshot.next:
-                raise UnknownThreadError(thread_id, await self._thread_ids(graph))
+            if not await self._exists(graph, config):
+                raise UnknownThreadError(
+                    thread_id, await self._thread_ids(graph), where=self._where()
+                )
             return await self._result(graph, config, thread_id)
 
     async def athreads(self) -> list[str]:
         """Thread ids the checkpointer holds, most recent first."""
+        if self.checkpoint_path is not None and not self.checkpoint_path.exists():
+            return []
         async with self.compiled() as graph:
             return await self._thread_ids(graph)
 

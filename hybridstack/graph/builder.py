@@ -67,6 +67,7 @@ from hybridstack.graph.state import (
 from hybridstack.graph.subtasks import (
     EmptyTaskError,
     GraphError,
+    LeaseLostError,
     PlanValidationError,
     Subtask,
     TaskPlan,
@@ -74,6 +75,7 @@ from hybridstack.graph.subtasks import (
 )
 
 __all__ = [
+    "CONFIG_LEASE",
     "CONFIG_STREAM_TOKENS",
     "build_agent_graph",
     "check_routes",
@@ -83,6 +85,9 @@ __all__ = [
 
 #: ``config["configurable"]`` key: workers stream tokens (``stack.stream``) when true.
 CONFIG_STREAM_TOKENS = "hybridstack_stream_tokens"
+#: ``config["configurable"]`` key: the run's :class:`~hybridstack.graph.leases.HeldLease`;
+#: every node checks it before it sends work, so a run whose lease was taken over stops.
+CONFIG_LEASE = "hybridstack_lease"
 
 _LANGUAGE_NAMES = {
     "en": "English",
@@ -300,6 +305,14 @@ class _Nodes:
         except RuntimeError:
             pass
 
+    @staticmethod
+    async def _ensure_lease(config: RunnableConfig | None) -> None:
+        """Raise LeaseLostError if another run took this thread over (checked before
+        every model call, so a stalled run that lost its lease sends nothing more)."""
+        held = ((config or {}).get("configurable") or {}).get(CONFIG_LEASE)
+        if held is not None:
+            await held.ensure()
+
     def _streaming(self, config: RunnableConfig | None) -> bool:
         if self.stream_tokens is not None:
             return self.stream_tokens
@@ -391,6 +404,7 @@ class _Nodes:
             plan = TaskPlan.parse(user_plan)
             planner, notes = "user", ["plan supplied by the caller"]
         else:
+            await self._ensure_lease(config)
             result = await self.planner.plan(
                 task,
                 stack=self.stack,
@@ -568,6 +582,7 @@ class _Nodes:
         )
         try:
             async with semaphore:
+                await self._ensure_lease(config)
                 response = await self._call(
                     messages,
                     writer=writer,
@@ -582,6 +597,8 @@ class _Nodes:
                     run_id=run_id,
                     metadata={"subtask": subtask.id, "stage": "work"},
                 )
+        except LeaseLostError:
+            raise  # another run took the thread over: stop, this is no failed subtask
         except HybridStackError as error:
             # Failed after every fail-over: record it and let the run go on where the
             # dependants allow. The exception itself stays here; the state keeps a summary.
@@ -648,6 +665,7 @@ class _Nodes:
         async def one(s: Subtask) -> tuple[str, dict[str, Any]]:
             record = SubtaskRecord.model_validate(results[s.id])
             async with semaphore:
+                await self._ensure_lease(config)
                 review, revised, made = await review_code(
                     self.stack,
                     s,
@@ -737,6 +755,7 @@ class _Nodes:
             return self._fallback_final(
                 writer, code, records, "the outputs' data classes share no jurisdiction"
             )
+        await self._ensure_lease(config)
         try:
             response = await self._call(
                 _synthesis_messages(task, language, records),
