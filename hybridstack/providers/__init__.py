@@ -11,6 +11,7 @@ import importlib
 import os
 from typing import TYPE_CHECKING
 
+from hybridstack._secrets import install_log_filter
 from hybridstack.errors import MissingAPIKeyError
 from hybridstack.providers.base import DEFAULT_MAX_TOKENS, Provider
 
@@ -73,5 +74,7 @@ def create_provider(
         ) from None
     key = resolve_api_key(deployment, api_key)
     adapter_cls = getattr(importlib.import_module(module_name), class_name)
+    # The SDK's loggers exist now: they (and hybridstack's) get the secret filter.
+    install_log_filter()
     provider: Provider = adapter_cls(deployment, api_key=key, timeout_s=timeout_s)
     return provider
