@@ -2,7 +2,9 @@
 
 One mechanism, applied once where foreign text comes in: provider error translation
 (the provider's message and the SDK exception chain), the ledger's ``error_message``
-and log records of the hybridstack and SDK loggers (:class:`SecretFilter`). It hides:
+and log records of the hybridstack and SDK loggers, scrubbed as they are made
+(:func:`install_log_filter`; :class:`SecretFilter` does the work and can also be put on
+a handler). It hides:
 
 * **the configured keys**, which every provider registers when it is built
   (:func:`register_secret`): the whole value, and every piece of it — pieces of 8 or more
@@ -361,7 +363,11 @@ LOGGER_ROOTS = (
 
 
 class SecretFilter(logging.Filter):
-    """Scrubs each record's message, arguments, traceback and stack text in place."""
+    """Scrubs each record's message, arguments, traceback and stack text in place.
+
+    Never drops a record. :func:`install_log_filter` applies it to the hybridstack and
+    SDK loggers; add it to a handler of your own to cover other loggers.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
@@ -383,21 +389,33 @@ class SecretFilter(logging.Filter):
 
 _FILTER = SecretFilter()
 _install_lock = threading.Lock()
+_installed = False
+
+
+def _is_watched(name: str | None) -> bool:
+    return bool(name) and name.split(".", 1)[0] in LOGGER_ROOTS  # type: ignore[union-attr]
 
 
 def install_log_filter() -> None:
-    """Put :class:`SecretFilter` on every hybridstack and SDK logger that exists now.
+    """Scrub every record of the hybridstack and SDK loggers as it is made.
 
-    A logger's filter sees only records logged to that logger (not its children's), so
-    each one gets it; called again after an SDK is imported, it reaches the SDK's
-    module loggers too. Idempotent and cheap.
+    A logger's filter sees only records logged to that very logger, and the SDKs make
+    child loggers as they go ("httpcore.http11" on the first request), so the scrub
+    runs in the log-record factory instead: it wraps whatever factory is in place and
+    touches only records whose logger name starts with one of :data:`LOGGER_ROOTS`.
+    Idempotent; the first provider built calls it.
     """
+    global _installed
     with _install_lock:
-        names = {*LOGGER_ROOTS}
-        for name in list(logging.root.manager.loggerDict):
-            if name.split(".", 1)[0] in LOGGER_ROOTS:
-                names.add(name)
-        for name in names:
-            logger = logging.getLogger(name)
-            if _FILTER not in logger.filters:
-                logger.addFilter(_FILTER)
+        if _installed:
+            return
+        previous = logging.getLogRecordFactory()
+
+        def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            record = previous(*args, **kwargs)
+            if _is_watched(record.name):
+                _FILTER.filter(record)
+            return record
+
+        logging.setLogRecordFactory(factory)
+        _installed = True

@@ -307,3 +307,22 @@ def test_scrub_hides_every_piece_of_a_known_key() -> None:
     # Ordinary text is left as it is.
     for text in ("Loading...", "see the task-list", "bearer of bad news", "api_key=..."):
         assert scrub(text) == text
+
+
+def test_sdk_log_records_are_scrubbed(caplog: pytest.LogCaptureFixture) -> None:
+    # The DashScope SDK logs provider messages at ERROR ("Request: … failed, message: …"),
+    # and any SDK may log an exception: records of the SDK loggers are scrubbed too.
+    key = KEYS["dashscope-wrongkey"]
+    create_provider(keyed_deployment(key))  # registers the key, installs the filter
+    caplog.set_level(logging.DEBUG)
+    for name in ("dashscope", "openai._base_client", "anthropic", "httpx", "hybridstack.x"):
+        logger = logging.getLogger(name)
+        logger.error("Request: %s failed, status: %s, message: %s", "url", 401, f"bad {key}")
+        try:
+            raise RuntimeError(f"upstream said key ...{key[-6:]} is wrong")
+        except RuntimeError:
+            logger.debug("failed", exc_info=True)
+    assert len(caplog.records) == 10
+    texts = {"caplog": caplog.text}
+    texts.update({f"record {i}": repr(vars(r)) for i, r in enumerate(caplog.records)})
+    assert not find_fragments(texts, [key]), find_fragments(texts, [key])

@@ -74,7 +74,7 @@ def create_provider(
         ) from None
     key = resolve_api_key(deployment, api_key)
     adapter_cls = getattr(importlib.import_module(module_name), class_name)
-    # The SDK's loggers exist now: they (and hybridstack's) get the secret filter.
+    # From the first provider on, hybridstack and SDK log records are scrubbed as made.
     install_log_filter()
     provider: Provider = adapter_cls(deployment, api_key=key, timeout_s=timeout_s)
     return provider
