@@ -123,7 +123,10 @@ class _Registry:
                 return
             material = _material(value)
             self.values = tuple(sorted({*self.values, value}, key=len, reverse=True))
-            if len(material) >= MIN_PIECE:
+            # Pieces only of keys that look random: a readable placeholder such as
+            # "not-needed" or "sk-hybridstack-offline-emulator" is hidden whole, but its
+            # words ("offline", "needed") are words, not key material.
+            if len(material) >= MIN_PIECE and _looks_random(material):
                 self.materials = (*self.materials, material)
                 self.quads = self.quads | _quads(material)
 
@@ -133,6 +136,12 @@ def _quads(text: str) -> frozenset[str]:
 
 
 _REGISTRY = _Registry()
+
+
+def _looks_random(material: str) -> bool:
+    """Letters and digits mixed, as in every generated key (a 40-character random key
+    without a digit has odds of about 1 in 1,300)."""
+    return any(ch.isdigit() for ch in material) and any(ch.isalpha() for ch in material)
 
 
 def _material(value: str) -> str:
@@ -183,11 +192,26 @@ class SecretMapping(Mapping[str, str]):
         )
 
 
-def _alone(text: str, start: int, end: int) -> bool:
-    """A piece with no letter or digit glued on (masks, prefixes and punctuation are fine)."""
+_MASK_CHARS = "*•…·."
+
+
+def _short_piece_hidden(text: str, start: int, end: int) -> bool:
+    """Whether a 4-7 character piece of a key is hidden where it stands.
+
+    It must not be glued to other letters or digits (then it is part of another word or
+    id), and it must either sit beside a mask or a key prefix ("****abcd", "sk-ab12…") or
+    look like key material itself (letters and digits: "ending in 9b1c"). So "2026" or
+    "offline" in ordinary text stay, even when a key happens to contain them.
+    """
     before = text[start - 1] if start else " "
     after = text[end] if end < len(text) else " "
-    return not (before.isascii() and before.isalnum()) and not (after.isascii() and after.isalnum())
+    if (before.isascii() and before.isalnum()) or (after.isascii() and after.isalnum()):
+        return False
+    if before in _MASK_CHARS or after in _MASK_CHARS:
+        return True
+    if any(text[:start].endswith(prefix) for prefix in PUBLIC_PREFIXES):
+        return True
+    return _looks_random(text[start:end])
 
 
 def _scrub_known(text: str, values: Iterable[str], materials: tuple[str, ...]) -> str:
@@ -212,7 +236,7 @@ def _scrub_known(text: str, values: Iterable[str], materials: tuple[str, ...]) -
         end = i + MIN_PIECE
         while end < n and any(text[i : end + 1] in m for m in known):
             end += 1
-        if end - i >= LONG_PIECE or _alone(text, i, end):
+        if end - i >= LONG_PIECE or _short_piece_hidden(text, i, end):
             spans.append((i, end))
             i = end
         else:
@@ -228,7 +252,7 @@ def scrub_secrets(text: str, secrets: Iterable[str | None] = ()) -> str:
         return text
     extra = [s for s in secrets if s and len(s) >= MIN_PIECE]
     values = sorted({*_REGISTRY.values, *extra}, key=len, reverse=True)
-    materials = tuple(_material(s) for s in extra if len(_material(s)) >= MIN_PIECE)
+    materials = tuple(m for m in map(_material, extra) if len(m) >= MIN_PIECE and _looks_random(m))
     text = _scrub_known(text, values, materials)
     lowered = text.lower()
     for words, pattern, replacement in _PATTERNS:

@@ -326,3 +326,14 @@ def test_sdk_log_records_are_scrubbed(caplog: pytest.LogCaptureFixture) -> None:
     texts = {"caplog": caplog.text}
     texts.update({f"record {i}": repr(vars(r)) for i, r in enumerate(caplog.records)})
     assert not find_fragments(texts, [key]), find_fragments(texts, [key])
+
+
+def test_words_and_numbers_that_a_key_contains_are_left_alone() -> None:
+    # The emulator's readable fake key and the local placeholder are hidden whole, but
+    # their words are words; a random key holding "2026" does not blank out the year.
+    readable = ("sk-hybridstack-offline-emulator", "not-needed")
+    hex_key = "sk-9f3a2026c1d4e5f60718293a4b5c6d7e"
+    text = "not a hybridstack ledger: the offline answer, as needed, in 2026 (emulator)"
+    assert scrub(text, [*readable, hex_key]) == text
+    assert scrub(f"key {readable[0]} refused", readable) == "key *** refused"
+    assert scrub(f"key …{hex_key[-6:]} refused", [hex_key]) == "key …*** refused"
