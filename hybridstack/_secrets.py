@@ -195,14 +195,27 @@ class SecretMapping(Mapping[str, str]):
 _MASK_CHARS = "*•…·."
 
 
-def _short_piece_hidden(text: str, start: int, end: int) -> bool:
-    """Whether a 4-7 character piece of a key is hidden where it stands.
+def _word_like(piece: str) -> bool:
+    """A word or a number ("offline", "LEDGER", "2026", "hybridstack-bench"): text any
+    key may happen to contain, so it is hidden only where it stands like a key."""
+    parts = [p for p in re.split(r"[^A-Za-z0-9]+", piece) if p]
+    return all(p.isdigit() or (p.isalpha() and (p.islower() or p.isupper())) for p in parts)
 
-    It must not be glued to other letters or digits (then it is part of another word or
-    id), and it must either sit beside a mask or a key prefix ("****abcd", "sk-ab12…") or
-    look like key material itself (letters and digits: "ending in 9b1c"). So "2026" or
-    "offline" in ordinary text stay, even when a key happens to contain them.
+
+def _piece_hidden(text: str, start: int, end: int) -> bool:
+    """Whether a piece of a registered key is hidden where it stands.
+
+    8 or more characters of key material (letters and digits mixed) are hidden wherever
+    they stand. A shorter piece, or one that reads as a word or a number, must not be
+    glued to other letters or digits (then it is part of another word or id), and must
+    sit beside a mask or a key prefix ("****abcd", "sk-ab12…") or look like key material
+    itself ("ending in 9b1c"). So "2026" or "offline" in ordinary text stay, even when a
+    key happens to contain them.
     """
+    piece = text[start:end]
+    word = _word_like(piece)
+    if len(piece) >= LONG_PIECE and not word:
+        return True
     before = text[start - 1] if start else " "
     after = text[end] if end < len(text) else " "
     if (before.isascii() and before.isalnum()) or (after.isascii() and after.isalnum()):
@@ -211,7 +224,7 @@ def _short_piece_hidden(text: str, start: int, end: int) -> bool:
         return True
     if any(text[:start].endswith(prefix) for prefix in PUBLIC_PREFIXES):
         return True
-    return _looks_random(text[start:end])
+    return not word and _looks_random(piece)
 
 
 def _scrub_known(text: str, values: Iterable[str], materials: tuple[str, ...]) -> str:
@@ -236,7 +249,7 @@ def _scrub_known(text: str, values: Iterable[str], materials: tuple[str, ...]) -
         end = i + MIN_PIECE
         while end < n and any(text[i : end + 1] in m for m in known):
             end += 1
-        if end - i >= LONG_PIECE or _short_piece_hidden(text, i, end):
+        if _piece_hidden(text, i, end):
             spans.append((i, end))
             i = end
         else:

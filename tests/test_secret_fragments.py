@@ -36,6 +36,7 @@ from secret_helpers import (
     realistic_keys,
 )
 
+from hybridstack._secrets import register_secret
 from hybridstack.catalog import Catalog, Deployment, Family, Price
 from hybridstack.errors import HybridStackError, SecretPickleError, scrub
 from hybridstack.ledger import Ledger, MemoryLedger, SQLiteLedger
@@ -337,3 +338,13 @@ def test_words_and_numbers_that_a_key_contains_are_left_alone() -> None:
     assert scrub(text, [*readable, hex_key]) == text
     assert scrub(f"key {readable[0]} refused", readable) == "key *** refused"
     assert scrub(f"key …{hex_key[-6:]} refused", [hex_key]) == "key …*** refused"
+
+
+def test_word_pieces_of_other_registered_keys_stay_readable() -> None:
+    # Keys registered by other code in this process (fake keys often hold words) must
+    # not blank out those words in ordinary messages.
+    for fake in ("sk-hybridstack-bench-1", "test-ledger-key-42", "sk-answer-offline-2026"):
+        register_secret(fake)
+    text = "not a hybridstack ledger: the offline answer, in 2026"
+    assert scrub(text) == text
+    assert scrub("sk-hybridstack-bench-1 failed") == "*** failed"
