@@ -11,6 +11,7 @@ never on which SDK raised it::
     │   ├── MissingAPIKeyError .................. a deployment's key variable is unset
     │   ├── NoProviderError ..................... no key set and no local server answered
     │   └── SovereigntyError .................... a route could send data where it may not go
+    ├── SecretPickleError (also TypeError) ...... an object holding a key was to be pickled
     ├── InvalidRequestError (also ValueError) ... a request hybridstack refuses to send
     ├── ProviderError ........................... one attempt on one deployment failed
     │   ├── RetryableError ...................... retry here: 429, 5xx, 529, timeout, reset
@@ -24,17 +25,19 @@ never on which SDK raised it::
     ├── LedgerError ............................. attempts could not be stored; .unwritten has them
     └── AllAttemptsFailedError (ExceptionGroup) . every planned deployment failed
 
-Secrets never appear in these messages: adapters scrub the key from provider text
-before it is put in an exception (see :func:`scrub`).
+Secrets never appear in these messages: adapters scrub every key (and every piece of
+one) from provider text before it is put in an exception (see :func:`scrub`), and
+objects that hold a key refuse to be pickled (:class:`SecretPickleError`).
 """
 
 from __future__ import annotations
 
 import email.utils
-import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Literal
+
+from hybridstack._secrets import scrub_secrets
 
 ErrorKind = Literal["retry_here", "fail_over", "content_refused", "context_too_long", "fatal"]
 
@@ -120,6 +123,20 @@ class SovereigntyError(ConfigurationError):
         self.route = route
         self.deployment = deployment
         super().__init__(message)
+
+
+class SecretPickleError(HybridStackError, TypeError):
+    """An object holding an API key was asked to be pickled: refused, keys stay in memory.
+
+    A pickle is a file or a message to another process; the key would be in it in clear.
+    """
+
+    def __init__(self, what: str, hint: str) -> None:
+        self.what = what
+        super().__init__(
+            f"{what} holds an API key and is not pickled (a pickle would carry the key in "
+            f"clear). {hint}"
+        )
 
 
 class InvalidRequestError(HybridStackError, ValueError):
@@ -364,23 +381,12 @@ def parse_retry_after(
     return max(0.0, when.timestamp() - current)
 
 
-def scrub(text: str, secrets: Iterable[str | None]) -> str:
-    """Replace every secret value, and the fragments providers echo, with ``***``.
-
-    Providers echo keys whole, by their head ("sk-abc12345...") or masked with their tail
-    ("sk-****...wxyz"); all three forms are hidden.
+def scrub(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """``text`` without any API key: ``secrets``, every key hybridstack was given, and
+    anything shaped like a key (whole, by a head or tail, or masked with a few real
+    characters); each becomes ``***``. See :mod:`hybridstack._secrets`.
     """
-    for secret in secrets:
-        if not secret or len(secret) < 4:
-            continue
-        text = text.replace(secret, "***")
-        if len(secret) >= 12:
-            text = text.replace(secret[:8], "***")
-        if len(secret) >= 16:
-            text = text.replace(secret[-8:], "***")
-            # A masked echo keeps only the last few characters after a run of * or .
-            text = re.sub(r"[*.…]{2,}" + re.escape(secret[-4:]), "***", text)
-    return text
+    return scrub_secrets(text, secrets)
 
 
 def contains_secret(text: str, secret: str | None) -> bool:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from pydantic import ValidationError
 
+from hybridstack._secrets import SecretMapping
 from hybridstack._sync import iterate_sync, run_sync
 from hybridstack._validation import first_problem
 from hybridstack.catalog import Catalog, Deployment
@@ -197,7 +198,7 @@ class Stack:
                 f"stream_failover must be 'raise' or 'resume', not {stream_failover!r}"
             )
         self.catalog = catalog if catalog is not None else Catalog.default()
-        self._api_keys = dict(api_keys or {})
+        self._api_keys = SecretMapping(api_keys)  # names in its repr, values never
         self.ledger: Ledger = ledger if ledger is not None else MemoryLedger()
         self.latency = LatencyTracker()
         self.breakers = BreakerRegistry(breakers or BreakerSettings())

@@ -1,4 +1,4 @@
-"""The overhead and fail-over benchmarks run end to end and end with a valid JSON line.
+"""The benchmarks run end to end and end with a valid JSON line.
 
 Tiny ``--quick`` runs as subprocesses (the scripts start their own emulators on
 loopback). Nothing here asserts a timing or a target: only that each script works,
@@ -120,3 +120,10 @@ def test_calibrate_tokens_runs_without_writing() -> None:
     assert number(final["qwen_fit_worst_abs_error"])
     assert "written" not in final
     assert (ROOT / "hybridstack" / "tokens.py").read_text(encoding="utf-8") == before
+
+
+def test_bench_redaction_quick() -> None:
+    _lines, final = run_bench("bench_redaction.py", "--fuzz", "200")
+    for key in ("adjacent_cases", "adjacent_leaks", "fuzz_cases", "fuzz_leaks", "ordinary_changed"):
+        assert isinstance(final[key], int), key
+    assert number(final["kb_per_s"])

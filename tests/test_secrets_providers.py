@@ -1,17 +1,23 @@
-"""The API key never leaks from the provider layer: not in reprs, errors, tracebacks or logs.
+"""No piece of the API key leaks from the provider layer: reprs, errors, tracebacks, logs.
 
 Two servers provoke every failure: the emulator (each fault kind, including a 401 for a
-wrong key) and a small echo server that, like some real providers, puts the caller's
-key (whole, or its head) into its error messages, also inside streams and in broken
-bodies, so the scrubbing is exercised, not just the absence of the key.
+wrong key, which it answers the way api.openai.com does: the key's head and tail with
+stars between) and a small echo server that, like some real providers and proxies,
+quotes the caller's key in its error messages — whole, masked in several styles, by its
+tail, inside streams and in broken bodies — so the scrubbing is exercised, not just the
+absence of the key.
+
+The keys are realistic (``sk-proj-…``, ``sk-ant-api03-…``, DashScope ``sk-`` + 32 hex,
+no prefix; :mod:`secret_helpers`), and a leak is any 4-character fragment of one.
 """
 
 from __future__ import annotations
 
 import datetime
+import json
 import logging
 import pickle
-import traceback
+import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -19,6 +25,7 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 from pydantic import SecretStr
+from secret_helpers import KEY_KINDS, exception_texts, find_fragments, realistic_key
 
 from hybridstack.catalog.models import Deployment, Price
 from hybridstack.errors import ProviderError
@@ -26,13 +33,18 @@ from hybridstack.providers import Provider, create_provider
 from hybridstack.testing.emulator import EmulatedDeployment, Emulator
 from hybridstack.types import ChatRequest
 
-KEY = "sk-HYBRIDSTACK-SECRET-0f1e2d3c4b5a6978"
-SECRET_PARTS = (KEY, KEY[:8], KEY[-12:])
+#: One realistic key per kind; the tests below run with each.
+KEYS = {kind: realistic_key(random.Random(f"providers-{kind}"), kind) for kind in KEY_KINDS}
 PROTOCOLS = ("openai", "anthropic", "dashscope")
 NAME = "fam@secret"
 
 
-def _deployment(protocol: str, base_url: str) -> Deployment:
+@pytest.fixture(params=KEY_KINDS)
+def key(request: pytest.FixtureRequest) -> str:
+    return KEYS[request.param]
+
+
+def _deployment(protocol: str, base_url: str, key: str) -> Deployment:
     return Deployment(
         family="fam",
         site="secret",
@@ -42,25 +54,24 @@ def _deployment(protocol: str, base_url: str) -> Deployment:
         region="local",
         jurisdiction="LOCAL",
         operator="test",
-        api_key=SecretStr(KEY),
+        api_key=SecretStr(key),
         price=Price(input_per_mtok=0, output_per_mtok=0, as_of=datetime.date(2026, 1, 1)),
     )
 
 
-def assert_clean(*texts: str) -> None:
-    for text in texts:
-        for part in SECRET_PARTS:
-            assert part not in text, f"secret fragment {part!r} leaked in: {text[:300]!r}"
+def assert_clean(key: str, *texts: str) -> None:
+    leaks = find_fragments({f"text{i}": t for i, t in enumerate(texts)}, [key])
+    assert not leaks, "key fragments leaked:\n" + "\n".join(leaks)
 
 
-def assert_error_clean(error: ProviderError, caplog: pytest.LogCaptureFixture) -> None:
+def assert_error_clean(error: ProviderError, caplog: pytest.LogCaptureFixture, key: str) -> None:
     assert_clean(
-        str(error),
-        repr(error),
+        key,
         error.message,
-        "".join(traceback.format_exception(error)),  # includes the SDK cause chain
+        *exception_texts(error),
         repr(pickle.loads(pickle.dumps(error)).__dict__),
         caplog.text,
+        *(repr(r.__dict__) for r in caplog.records),
     )
 
 
@@ -81,12 +92,12 @@ async def _drain(stream: AsyncIterator[Any]) -> None:
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-async def test_provider_repr_hides_the_key(protocol: str) -> None:
-    provider = create_provider(_deployment(protocol, "http://127.0.0.1:9/v1"))
-    assert_clean(repr(provider), str(provider), repr(provider.deployment))
+async def test_provider_repr_hides_the_key(protocol: str, key: str) -> None:
+    provider = create_provider(_deployment(protocol, "http://127.0.0.1:9/v1", key))
+    assert_clean(key, repr(provider), str(provider), repr(provider.deployment))
     # The SDK client (built lazily) is not part of the provider's text either.
     provider._clients.get()  # type: ignore[attr-defined]
-    assert_clean(repr(provider), str(provider))
+    assert_clean(key, repr(provider), str(provider))
     await provider.aclose()
 
 
@@ -112,25 +123,29 @@ EMULATOR_FAULTS = (
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 async def test_emulator_faults_never_show_the_key(
     protocol: str,
+    key: str,
     emulator_factory: Callable[..., Awaitable[Emulator]],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     emu = await emulator_factory([EmulatedDeployment(name=NAME, protocol=protocol)])
-    provider = create_provider(_deployment(protocol, emu.base_url(NAME)), timeout_s=3)
+    provider = create_provider(_deployment(protocol, emu.base_url(NAME), key), timeout_s=3)
     try:
         for fault in EMULATOR_FAULTS:
             for streamed in (False, True):
                 if fault in ("stream_cut", "mid_stream_error") and not streamed:
                     continue
                 emu.script(NAME, [fault])
-                assert_error_clean(await provoke(provider, streamed), caplog)
-        # A real key mismatch (not a scripted one): the 401 path.
+                assert_error_clean(await provoke(provider, streamed), caplog, key)
+        # A real key mismatch (not a scripted one): the 401 path; the OpenAI wire quotes
+        # the key's head and tail, as api.openai.com does.
         emu.set_faults(NAME, auth_key="some-other-key")
         for streamed in (False, True):
             error = await provoke(provider, streamed)
             assert error.status == 401
-            assert_error_clean(error, caplog)
+            assert_error_clean(error, caplog, key)
+            if protocol == "openai":
+                assert "Incorrect API key provided: ***" in error.message, error.message
     finally:
         await provider.aclose()
     assert caplog.records, "DEBUG logging was captured"
@@ -208,14 +223,18 @@ class EchoServer:
             key = _caller_key(request)
             await request.read()
             mode = self.mode
-            if mode == "401":
-                body = _error_body(
-                    protocol, "invalid_api_key", f"Incorrect API key provided: {key}"
-                )
-                return web.json_response(body, status=401)
-            if mode == "401-head":
-                # Like OpenAI: "sk-abc12***...wxyz" — the head and tail of the key.
-                shown = f"{key[:8]}***...{key[-4:]}"
+            if mode.startswith("401"):
+                shown = {
+                    "401": key,
+                    # api.openai.com: first 8, stars, last 4.
+                    "401-openai": key[:8] + "*" * (len(key) - 12) + key[-4:],
+                    "401-head": f"{key[:12]}***...{key[-4:]}",
+                    "401-ellipsis": f"{key[:10]}…{key[-6:]}",
+                    "401-bullets": f"{key[:6]}••••••{key[-4:]}",
+                    "401-tail": f"a key ending in {key[-4:]}",
+                    "401-header": f"header Authorization: Bearer {key}",
+                    "401-json": json.dumps({"api_key": key, "hint": key[-5:]}),
+                }[mode]
                 body = _error_body(
                     protocol, "invalid_api_key", f"Incorrect API key provided: {shown}"
                 )
@@ -249,20 +268,36 @@ async def echo() -> AsyncIterator[EchoServer]:
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-@pytest.mark.parametrize("mode", ["401", "401-head", "400", "429", "malformed", "stream"])
+@pytest.mark.parametrize(
+    "mode",
+    [
+        "401",
+        "401-openai",
+        "401-head",
+        "401-ellipsis",
+        "401-bullets",
+        "401-tail",
+        "401-header",
+        "401-json",
+        "400",
+        "429",
+        "malformed",
+        "stream",
+    ],
+)
 async def test_echoed_key_is_scrubbed(
-    protocol: str, mode: str, echo: EchoServer, caplog: pytest.LogCaptureFixture
+    protocol: str, mode: str, key: str, echo: EchoServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     echo.mode = mode
-    provider = create_provider(_deployment(protocol, echo.url + ECHO_BASES[protocol]))
+    provider = create_provider(_deployment(protocol, echo.url + ECHO_BASES[protocol], key))
     try:
         for streamed in (False, True):
             if mode == "stream" and not streamed:
                 continue
             error = await provoke(provider, streamed)
-            assert_error_clean(error, caplog)
-            if mode in ("401", "401-head", "400", "429", "stream"):
+            assert_error_clean(error, caplog, key)
+            if mode != "malformed":
                 # The provider's message survives, minus the key.
                 assert "***" in error.message, error.message
     finally:

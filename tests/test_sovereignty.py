@@ -267,30 +267,7 @@ def test_redacts_each_format(text, kind, placeholder):
     assert placeholder in out
 
 
-NEGATIVE = [
-    "Order #100234 shipped on 2024-01-15 at 10:30:00",
-    "Invoice INV-2024-000123 for $1,234.56 due 15/01/2024",
-    "order number 1234567890123456",  # 16 digits, fails Luhn
-    "tracking 1Z999AA10123456784 and PO 4500012345",
-    "Reference 4111111111111112",  # Visa prefix, bad checksum
-    "timestamp 2024-01-15T10:00:00+01:00 and version 3.11.4",
-    "IP 192.168.100.200 port 8080; ISBN 978-3-16-148410-0",
-    "amount 1 000 000 EUR, score +5, temp +12.5C, year +2024",
-    "Ticket ABCD-1234-5678-9012; build 20240115.1234",
-    "deploy qwen-plus@dashscope-sg and @mention someone; pkg@1.2.3",
-    "SSN-like 000-12-3456 and 666-12-3456 are invalid",
-    "DE00 1234 5678 9012 3456 78 is not a real IBAN",
-    "an 18 digit id 110105194912310021 with a bad checksum",
-    "dates 01.02.2024, 2024/01/15, 15 Jan 2024; times 12:30-13:45",
-    "phone-like order 123-456-7890-55 and ORD-415-555-2671",
-]
-
-
-@pytest.mark.parametrize("text", NEGATIVE)
-def test_no_false_positives(text):
-    out, counts = redact_text(text)
-    assert counts == {}, out
-    assert out == text
+# Ordinary text that must be left alone: tests/test_redaction.py (the shared corpus).
 
 
 def test_same_value_same_placeholder_and_counts():

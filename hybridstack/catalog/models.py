@@ -12,6 +12,8 @@ from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from hybridstack.errors import SecretPickleError
+
 Protocol = Literal["openai", "anthropic", "dashscope"]
 
 #: Capabilities a request may need; the router filters deployments on them.
@@ -330,3 +332,17 @@ class Deployment(_Model):
         )
 
     __str__ = __repr__
+
+    def __getstate__(self) -> dict[Any, Any]:
+        # A pickle is a file or a message to another process: a key in it is in clear
+        # (SecretStr only hides it from repr). Refused rather than dropped, so that no
+        # deployment arrives somewhere silently keyless. copy/deepcopy/model_copy stay
+        # in memory and keep the key; model_dump and JSON leave it out.
+        if self.api_key is not None:
+            raise SecretPickleError(
+                f"deployment {self.id!r}",
+                "Give the key by environment variable (api_key_env) or "
+                "Stack(api_keys=...) where it is used, or pickle "
+                "deployment.model_copy(update={'api_key': None}).",
+            )
+        return super().__getstate__()

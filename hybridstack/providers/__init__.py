@@ -20,6 +20,7 @@ import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from hybridstack._secrets import install_log_filter
 from hybridstack.errors import ConfigurationError, MissingAPIKeyError
 from hybridstack.providers.base import DEFAULT_MAX_TOKENS, Provider
 
@@ -176,5 +177,7 @@ def create_provider(
         raise ConfigurationError(f"deployment {deployment.id!r}: {exc}") from None
     key = resolve_api_key(deployment, api_key)
     adapter_cls = adapter_class(deployment.protocol)
+    # From the first provider on, hybridstack and SDK log records are scrubbed as made.
+    install_log_filter()
     provider: Provider = adapter_cls(deployment, api_key=key, timeout_s=timeout_s)
     return provider

@@ -17,14 +17,13 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from hybridstack._secrets import scrub_exception, scrub_secrets
 from hybridstack.errors import (
     ERROR_KINDS,
     ContextTooLongError,
     ErrorKind,
     ProviderError,
-    contains_secret,
     parse_retry_after,
-    scrub,
 )
 
 __all__ = [
@@ -284,12 +283,15 @@ def make_error(
     partial_text: str = "",
     cause: BaseException | None = None,
 ) -> ProviderError:
-    """Build the taxonomy exception, with the secret scrubbed from the provider's text.
+    """Build the taxonomy exception, with every key scrubbed from the provider's text.
 
-    ``cause`` becomes ``__cause__`` (after its own text is scrubbed too, so a traceback
-    of the chain does not print a key the provider echoed back).
+    This is the boundary where provider text enters hybridstack: ``secret`` (the key
+    this attempt sent), every other registered key and anything key-shaped is hidden.
+    ``cause`` becomes ``__cause__`` after it and its whole chain are scrubbed in place
+    (messages, bodies, kept request headers, notes), so a traceback of the chain does
+    not print a key the provider echoed back.
     """
-    text = scrub(message or "provider error", (secret,))
+    text = scrub_secrets(message or "provider error", (secret,))
     if retry_after is None and headers:
         retry_after = parse_retry_after(headers)
     cls = ERROR_KINDS[kind]
@@ -308,21 +310,6 @@ def make_error(
     else:
         error = cls(text, **fields)
     if cause is not None:
-        scrub_exception(cause, secret)
+        scrub_exception(cause, (secret,))
         error.__cause__ = cause
     return error
-
-
-def scrub_exception(exc: BaseException, secret: str | None) -> None:
-    """Remove the secret from an SDK exception's text in place (it stays as ``__cause__``)."""
-    if not secret:
-        return
-    if any(isinstance(a, str) and contains_secret(a, secret) for a in exc.args):
-        exc.args = tuple(scrub(a, (secret,)) if isinstance(a, str) else a for a in exc.args)
-    for attr in ("message", "api_message"):
-        value = getattr(exc, attr, None)
-        if isinstance(value, str) and contains_secret(value, secret):
-            try:
-                setattr(exc, attr, scrub(value, (secret,)))
-            except AttributeError:  # a read-only property on some SDK class
-                pass

@@ -25,7 +25,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from hybridstack.catalog.models import Deployment
-from hybridstack.errors import ErrorKind, ProviderError, scrub
+from hybridstack.errors import ErrorKind, ProviderError
 from hybridstack.providers._classify import make_error
 from hybridstack.providers.base import Provider
 from hybridstack.types import (
@@ -396,9 +396,6 @@ class AdapterBase(Provider, Generic[SDK]):
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s: %s: %s", self.deployment.id, error.kind, error)
         return error
-
-    def _scrub(self, text: str) -> str:
-        return scrub(text, (self._api_key,))
 
     def _translate(
         self,

@@ -11,8 +11,10 @@ from __future__ import annotations
 import abc
 from collections.abc import AsyncIterator, Iterator
 
+from hybridstack._secrets import register_secret
 from hybridstack._sync import iterate_sync, run_sync
 from hybridstack.catalog.models import Deployment
+from hybridstack.errors import SecretPickleError
 from hybridstack.types import ChatRequest, ChatResponse, StreamEvent
 
 #: Default ``max_tokens`` when a request leaves it out (Anthropic requires one).
@@ -32,11 +34,21 @@ class Provider(abc.ABC):
 
     def __init__(self, deployment: Deployment, *, api_key: str, timeout_s: float | None = None):
         self.deployment = deployment
-        self._api_key = api_key  # kept private: never in repr, logs or errors
+        self._api_key = api_key  # kept private: never in repr, logs, errors or pickles
+        # From now on this key, and any piece of it, is scrubbed from provider errors,
+        # the ledger and log records, whichever provider's text it turns up in.
+        register_secret(api_key)
         self.timeout_s = timeout_s if timeout_s is not None else deployment.timeout_s
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(deployment={self.deployment.id!r})"
+
+    def __reduce_ex__(self, protocol: object) -> tuple[object, ...]:
+        raise SecretPickleError(
+            f"the provider for {self.deployment.id!r}",
+            "Build one where it is needed with create_provider(deployment); the key comes "
+            "from the deployment's api_key_env there.",
+        )
 
     @abc.abstractmethod
     async def complete(

@@ -130,6 +130,7 @@ from hybridstack.errors import (
     ProviderError,
     RetryableError,
     StreamInterruptedError,
+    scrub,
 )
 from hybridstack.resilience.breaker import BreakerBlock, BreakerRegistry, is_throttle
 from hybridstack.resilience.pool import ProviderPool
@@ -493,16 +494,18 @@ class _Call:
         redactions: dict[str, int] | None = None,
     ) -> None:
         dep = slot.dep
+        # The ledger is where error text is kept: scrub it here once, whoever built the
+        # error (a custom Provider may put raw upstream text in a ProviderError).
         if isinstance(error, ProviderError):
             error_type: str | None = type(error).__name__
-            error_message: str | None = error.message
+            error_message: str | None = scrub(error.message)
             status = error.status
             code = error.code
             retry_after = error.retry_after
             request_id = request_id or error.request_id
         elif error is not None:
             error_type = type(error).__name__
-            error_message = str(error)[:500] or error_type
+            error_message = scrub(str(error))[:500] or error_type
             status = code = retry_after = None
         else:
             error_type = error_message = status = code = retry_after = None

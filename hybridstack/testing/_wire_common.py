@@ -166,6 +166,10 @@ class WireAdapter(abc.ABC):
             entry = self.canned_errors[kind]
         return (*entry[:-1], info.message) if info.message else entry
 
+    def auth_message(self, api_key: str | None) -> str | None:
+        """The text of a 401 for ``api_key``; None keeps the canned message."""
+        return None
+
     @abc.abstractmethod
     def mid_stream_error(self, ctx: RequestContext) -> bytes: ...
 

@@ -229,6 +229,16 @@ class OpenAIWire(WireAdapter):
         body = {"error": {"message": message, "type": etype, "param": param, "code": code}}
         return status, dumps(body).encode()
 
+    def auth_message(self, api_key: str | None) -> str | None:
+        # Like api.openai.com: the key's first 8 and last 4 characters, stars between.
+        if not api_key:
+            return None
+        shown = api_key[:8] + "*" * max(3, len(api_key) - 12) + api_key[-4:]
+        return (
+            f"Incorrect API key provided: {shown}. You can find your API key at "
+            "https://platform.openai.com/account/api-keys. (simulated)"
+        )
+
     def mid_stream_error(self, ctx: RequestContext) -> bytes:
         body = {
             "error": {

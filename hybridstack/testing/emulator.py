@@ -815,6 +815,8 @@ class Emulator:
             kind = "server_error"  # scripted on a plain request: the whole request fails
         if kind is not None:
             info = ErrorInfo()
+            if kind == "auth":
+                info = ErrorInfo(message=wire.auth_message(_api_key(request.headers)))
             if kind == "context_length":
                 # Scripted without a configured limit: pretend the limit is just below the prompt.
                 limit = faults.context_limit_tokens or max(1, req.input_tokens - 1)
