@@ -14,14 +14,22 @@ at a ready time) or *done* for this call. Before every attempt the executor pick
 1. the first fresh candidate in plan order that is still allowed (see the filters
    below) and whose quota scope is not throttled in this call; else
 2. the waiting candidate with the earliest ready time (ties: plan order), sleeping
-   until then — but never past the deadline (that raises ``BudgetExceededError``).
+   until then — but never past the deadline (that raises ``BudgetExceededError``); else
+3. the *parked* candidate (behind an open breaker) that may be tried first.
 
 With ``RetrySettings(prefer_failover=False)`` a deployment that just failed with a
 retry-here error is retried (after its backoff) before any fresh candidate.
 
-Then the deployment's circuit breakers are asked (:class:`BreakerRegistry`). An open
-breaker skips the deployment *without a network call*; a quota scope held by a
-Retry-After within ``retry_after_cap_s`` only defers it to the end of the hold.
+Then the deployment's circuit breakers are asked (:meth:`BreakerRegistry.admit`). A
+quota scope held by a Retry-After within ``retry_after_cap_s`` (or a deployment at its
+warm-up cap) only defers it. An open breaker parks it *without a network call*: open
+breakers are a last resort. Only when nothing fresh or waiting is left does the call
+wait for a parked one — at most ``BreakerSettings.last_resort_wait_s`` in all, never
+past the deadline — and ask again with ``last_resort=True``, so the first such call
+becomes the breaker's (early) probe; a breaker that cannot admit one in time (opened by
+a fail-over error, or a hold beyond the cap) skips the deployment for this call. Every
+way out of a call awaits the event loop at least once, so failing calls retried in a
+loop never starve it.
 
 What one failed attempt does, by taxonomy kind:
 
