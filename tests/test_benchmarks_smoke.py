@@ -1,4 +1,4 @@
-"""The overhead and fail-over benchmarks run end to end and end with a valid JSON line.
+"""The overhead, fail-over and storm benchmarks run end to end and end with a valid JSON line.
 
 Tiny ``--quick`` runs as subprocesses (the scripts start their own emulators on
 loopback). Nothing here asserts a timing or a target: only that each script works,
@@ -86,3 +86,31 @@ def test_bench_failover_quick() -> None:
     assert set(per["emulator"]) == names
     assert set(per["ledger"]) == names
     assert final["requests_to_dead"] == per["emulator"]["bench-llm@cn"]
+
+
+def test_bench_storm_quick() -> None:
+    lines, final = run_bench(
+        "bench_storm.py", "--quick", "--complete", "60", "--stream", "20", "--meltdown-calls", "60"
+    )
+    for key in ("success_rate", "max_loop_stall_ms", "meltdown_success_rate", "meltdown_max_share"):
+        assert key in final, key
+        assert number(final[key]), (key, final[key])
+    for key in (
+        "lost",
+        "duplicated",
+        "sent_without_record",
+        "recorded_without_send",
+        "untranslated_exceptions",
+    ):
+        assert isinstance(final[key], int), key
+        assert final[key] >= 0, key
+    assert 0.0 <= final["success_rate"] <= 1.0
+    assert (final["complete_calls"], final["stream_calls"]) == (60, 20)
+    assert final["config"]["deployments"] >= 6
+    assert final["config"]["jurisdictions"] >= 3
+    assert set(final["targets"]) >= {"success_rate>=0.999", "meltdown_success_rate>=0.999"}
+    assert all(isinstance(v, bool) for v in final["targets"].values())
+    # Every deployment the storm names was asked, the refused one included.
+    assert len(final["per_deployment"]) == final["config"]["deployments"]
+    assert final["starvation"]["requests_sent"] == 0
+    assert any(line.startswith("storm:") for line in lines[:-1])  # the tables' titles
