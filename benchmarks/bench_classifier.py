@@ -1,12 +1,16 @@
 """Benchmark the deterministic skill classifier: accuracy and per-prompt latency.
 
-One job: load ``tests/data/skill_prompts.jsonl`` (the development set the rules were tuned
-on) and ``tests/data/skill_prompts_holdout.jsonl`` (written after the rules were frozen),
-print confusion matrices, per-language accuracy and timing, then print ONE final JSON line:
+One job: measure the offline classifier on the frozen holdout of the skill evaluation set
+(``tests/data/skill_eval/holdout.jsonl``: never tuned on, sha256 pinned by the tests) and
+report accuracy overall, per language and per skill, plus the development sets it was
+tuned on (``tests/data/skill_eval/dev.jsonl`` and the older ``tests/data/skill_prompts*``),
+and the per-prompt latency. It prints tables, then ONE final JSON line:
 
-    {"accuracy": ..., "per_skill": {...}, "holdout_accuracy": ..., "n": ..., "mean_us": ...,
-     "p99_us": ..., "n_holdout": ...}
+    {"holdout_accuracy": ..., "holdout_per_language": {...}, "holdout_per_skill": {...},
+     "n_holdout": ..., "dev_accuracy": ..., "accuracy": ..., "old_holdout_accuracy": ...,
+     "mean_us": ..., "p99_us": ..., "cpu_mean_us": ..., "cpu_p99_us": ..., ...}
 
+``accuracy`` is the old development set's (kept for comparison with earlier runs).
 Run from the repo root: ``python benchmarks/bench_classifier.py [--rounds N]``.
 """
 
@@ -19,6 +23,7 @@ import sys
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # runnable without installing the package
@@ -34,7 +39,13 @@ def load(name: str) -> list[dict[str, str]]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def evaluate(rows: list[dict[str, str]], title: str) -> tuple[float, dict[str, float]]:
+class Report(NamedTuple):
+    accuracy: float
+    per_skill: dict[str, float]
+    per_language: dict[str, float]
+
+
+def evaluate(rows: list[dict[str, str]], title: str) -> Report:
     confusion: dict[str, Counter[str]] = {s: Counter() for s in SKILLS}
     by_lang: dict[str, list[bool]] = defaultdict(list)
     lang_hits = 0
@@ -58,10 +69,12 @@ def evaluate(rows: list[dict[str, str]], title: str) -> tuple[float, dict[str, f
         cells = "".join(f"{confusion[s][p]:>14}" for p in SKILLS)
         print(f"{s:>14}{cells}{per_skill[s]:>9.3f}")
     print("per-language accuracy:")
+    per_language: dict[str, float] = {}
     for lang, oks in sorted(by_lang.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        per_language[lang] = round(sum(oks) / len(oks), 4)
         print(f"  {lang:>4}: {sum(oks):>3}/{len(oks):<3} = {sum(oks) / len(oks):.3f}")
     print(f"detect_language agreement with the dataset's lang field: {lang_hits / n:.3f}")
-    return correct / n, per_skill
+    return Report(round(correct / n, 4), per_skill, per_language)
 
 
 def _mean_p99(samples: list[float]) -> tuple[float, float]:
@@ -93,12 +106,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=20, help="timing passes over the data")
     args = parser.parse_args()
 
-    main_rows = load("skill_prompts.jsonl")
-    holdout_rows = load("skill_prompts_holdout.jsonl")
-    acc, per_skill = evaluate(main_rows, "development set (rules tuned on it)")
-    holdout_acc, _ = evaluate(holdout_rows, "holdout set (written after the rules froze)")
+    holdout = load("skill_eval/holdout.jsonl")
+    dev = load("skill_eval/dev.jsonl")
+    old_dev = load("skill_prompts.jsonl")
+    old_holdout = load("skill_prompts_holdout.jsonl")
+    held = evaluate(holdout, "FROZEN HOLDOUT (skill_eval/holdout.jsonl, never tuned on)")
+    dev_report = evaluate(dev, "development set (skill_eval/dev.jsonl, tuned on)")
+    old = evaluate(old_dev, "old development set (skill_prompts.jsonl, tuned on)")
+    old_held = evaluate(old_holdout, "old holdout (skill_prompts_holdout.jsonl, tuned on since)")
 
-    texts = [r["text"] for r in main_rows + holdout_rows]
+    texts = [r["text"] for r in holdout + dev + old_dev + old_holdout]
     mean_us, p99_us, cpu_mean, cpu_p99 = time_prompts(texts, args.rounds)
     print(f"\nlatency over {len(texts)} prompts x {args.rounds} rounds:")
     print(f"  wall-clock mean {mean_us:.1f} us, p99 {p99_us:.1f} us")
@@ -109,19 +126,29 @@ def main() -> None:
     big = "Traceback (most recent call last):\n" + "  File 'x.py', line 1, in f\n" * 20000
     start = time.perf_counter_ns()
     classify(big)
-    print(f"  {len(big):,}-char log: {(time.perf_counter_ns() - start) / 1000:.0f} us")
+    big_us = (time.perf_counter_ns() - start) / 1000
+    print(f"  {len(big):,}-char log: {big_us:.0f} us")
 
     print(
         json.dumps(
             {
-                "accuracy": round(acc, 4),
-                "per_skill": per_skill,
-                "holdout_accuracy": round(holdout_acc, 4),
-                "n": len(main_rows),
+                "holdout_accuracy": held.accuracy,
+                "holdout_per_language": held.per_language,
+                "holdout_per_skill": held.per_skill,
+                "n_holdout": len(holdout),
+                "dev_accuracy": dev_report.accuracy,
+                "n_dev": len(dev),
+                "accuracy": old.accuracy,
+                "per_skill": old.per_skill,
+                "n": len(old_dev),
+                "old_holdout_accuracy": old_held.accuracy,
                 "mean_us": round(mean_us, 1),
                 "p99_us": round(p99_us, 1),
-                "n_holdout": len(holdout_rows),
-            }
+                "cpu_mean_us": round(cpu_mean, 1),
+                "cpu_p99_us": round(cpu_p99, 1),
+                "huge_log_us": round(big_us),
+            },
+            ensure_ascii=False,
         )
     )
 

@@ -1,18 +1,27 @@
-"""How much ``Ledger.record`` costs on the hot path, in microseconds per attempt.
+"""How much ``Ledger.record`` costs on the hot path, and how much memory a ledger holds.
 
 Run: ``python benchmarks/bench_ledger.py [N]``. Prints progress to stderr and one
 final JSON line on stdout: ``{"n": ..., "memory_us": ..., "sqlite_us": ...,
 "sqlite_batch100_us": ..., "sqlite_p99_us": ..., "sqlite_max_us": ...,
-"sqlite_read_us": ...}`` (mean per record, best of three runs; p99/max from one
-write-through run timed record by record; read = ``attempts()`` per row).
+"sqlite_read_us": ..., "memory_mb": {...}}`` (mean per record, best of three runs;
+p99/max from one write-through run timed record by record; read = ``attempts()`` per
+row).
+
+``memory_mb`` is what a ``MemoryLedger`` still holds after 20,000 and after 100,000
+records, measured with ``tracemalloc`` (Python allocations that outlive the recording:
+each attempt is a fresh object, as the executor makes them), for the default ledger
+(bounded to the newest 10,000 attempts) and for ``MemoryLedger(max_attempts=None)``.
+The default must stay flat between the two counts; the unbounded one grows with them.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 import tempfile
 import time
+import tracemalloc
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -67,6 +76,35 @@ def per_record_us(make: Callable[[], Ledger], attempts: list[Attempt]) -> float:
     return best / len(attempts) * 1e6
 
 
+def held_mb(make: Callable[[], Ledger], template: Attempt, n: int) -> float:
+    """MB of Python memory a ledger holds after recording ``n`` distinct attempts."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        ledger = make()
+        for i in range(n):
+            # A new object with its own strings per record, like the executor's.
+            ledger.record(
+                template.model_copy(
+                    update={
+                        "call_id": f"call-{i // 2:08d}-{id(ledger):x}",
+                        "run_id": f"run-{i // 300}",
+                        "request_id": f"req-{i:012d}",
+                        "attempt_index": i % 2,
+                    }
+                ),
+                owned=True,
+            )
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+        ledger.close()
+        del ledger
+    finally:
+        tracemalloc.stop()
+    return round(held / 1e6, 2)
+
+
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
     attempts = make_attempts(n)
@@ -107,6 +145,20 @@ def main() -> None:
             read = ledger.attempts()
             result["sqlite_read_us"] = round((time.perf_counter() - t0) / len(read) * 1e6, 2)
         print(f"sqlite read: {result['sqlite_read_us']} µs/attempt", file=sys.stderr)
+
+    memory: dict[str, float] = {}
+    for label, make in (
+        ("default", MemoryLedger),
+        ("unbounded", lambda: MemoryLedger(max_attempts=None)),
+    ):
+        for count in (20_000, 100_000):
+            memory[f"{label}_{count}"] = held_mb(make, attempts[0], count)
+            print(
+                f"memory ledger ({label}) after {count:,} records: "
+                f"{memory[f'{label}_{count}']} MB held",
+                file=sys.stderr,
+            )
+    result["memory_mb"] = memory  # type: ignore[assignment]
     print(json.dumps(result))
 
 

@@ -43,7 +43,9 @@ _EXPORTS: dict[str, str] = {
     "FatalError": "hybridstack.errors",
     "HybridStackError": "hybridstack.errors",
     "InvalidRequestError": "hybridstack.errors",
+    "LedgerError": "hybridstack.errors",
     "MissingAPIKeyError": "hybridstack.errors",
+    "NoProviderError": "hybridstack.errors",
     "NoRouteError": "hybridstack.errors",
     "ProviderError": "hybridstack.errors",
     "RetryableError": "hybridstack.errors",
@@ -83,9 +85,21 @@ _EXPORTS: dict[str, str] = {
     "Subtask": "hybridstack.graph",
     "build_agent_graph": "hybridstack.graph",
     "classify_skill": "hybridstack.graph.classifier",
+    "LLMSkillClassifier": "hybridstack.graph.classifier",
+    "SkillGuess": "hybridstack.graph.classifier",
 }
 
-_SUBMODULES = {"testing", "errors", "types", "catalog", "routing", "resilience", "ledger", "graph"}
+_SUBMODULES = {
+    "testing",
+    "errors",
+    "types",
+    "tokens",
+    "catalog",
+    "routing",
+    "resilience",
+    "ledger",
+    "graph",
+}
 
 __all__ = sorted([*_EXPORTS, "__version__"])
 
@@ -119,7 +133,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         FatalError,
         HybridStackError,
         InvalidRequestError,
+        LedgerError,
         MissingAPIKeyError,
+        NoProviderError,
         NoRouteError,
         ProviderError,
         RetryableError,
@@ -128,7 +144,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         UnknownModelError,
     )
     from hybridstack.graph import Agent, HybridChatModel, RunResult, Subtask, build_agent_graph
-    from hybridstack.graph.classifier import classify_skill
+    from hybridstack.graph.classifier import LLMSkillClassifier, SkillGuess, classify_skill
     from hybridstack.ledger import Ledger, MemoryLedger, SQLiteLedger
     from hybridstack.providers import Provider, create_provider
     from hybridstack.resilience import (

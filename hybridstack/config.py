@@ -30,6 +30,7 @@ Example::
 from __future__ import annotations
 
 import os
+import sys
 import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -273,6 +274,18 @@ def load_config(path: str | os.PathLike[str] | None = None) -> HybridStackConfig
         data = tomllib.loads(found.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as error:
         raise ConfigurationError(f"{found}: not valid TOML: {error}") from None
+    except RecursionError:
+        raise ConfigurationError(
+            f"{found}: not valid TOML for hybridstack: values are nested too deeply (the "
+            "config needs two levels, e.g. [budget] deadline_s = 30)"
+        ) from None
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"{found}: is not UTF-8 text (save it as UTF-8)") from None
+    except ValueError:  # tomllib's own int(): beyond Python's int_max_str_digits
+        raise ConfigurationError(
+            f"{found}: not valid TOML for hybridstack: a number has more than "
+            f"{sys.get_int_max_str_digits()} digits"
+        ) from None
     secret = _find_api_keys(data)
     if secret is not None:
         raise ConfigurationError(
@@ -301,4 +314,13 @@ def load_config(path: str | os.PathLike[str] | None = None) -> HybridStackConfig
         str(found), "routing.deny_jurisdictions", config.routing.deny_jurisdictions
     )
     config.stack_options()  # every setting is checked now, with the file's name
+    if config.routing.deny_deployments:
+        from hybridstack.catalog.refs import unnamed_entry
+
+        # A typo here would deny nothing: say so now, naming the file.
+        problem = unnamed_entry(
+            config.build_catalog(), "deny_deployments", config.routing.deny_deployments
+        )
+        if problem is not None:
+            raise ConfigurationError(f"{found}: routing.deny_deployments: {problem}")
     return config

@@ -9,6 +9,7 @@ never on which SDK raised it::
     │   ├── CatalogError ........................ bad catalog file or entry (names file/entry/field)
     │   ├── UnknownModelError ................... a model reference that resolves to nothing
     │   ├── MissingAPIKeyError .................. a deployment's key variable is unset
+    │   ├── NoProviderError ..................... no key set and no local server answered
     │   └── SovereigntyError .................... a route could send data where it may not go
     ├── InvalidRequestError (also ValueError) ... a request hybridstack refuses to send
     ├── ProviderError ........................... one attempt on one deployment failed
@@ -20,6 +21,7 @@ never on which SDK raised it::
     ├── NoRouteError ............................ no allowed deployment can serve the request
     ├── BudgetExceededError ..................... the call's deadline, attempts or spend ran out
     ├── StreamInterruptedError .................. a stream broke after its first token
+    ├── LedgerError ............................. attempts could not be stored; .unwritten has them
     └── AllAttemptsFailedError (ExceptionGroup) . every planned deployment failed
 
 Secrets never appear in these messages: adapters scrub the key from provider text
@@ -97,6 +99,20 @@ class MissingAPIKeyError(ConfigurationError):
         )
 
 
+class NoProviderError(ConfigurationError):
+    """Nothing could answer: no key is set for the hosted deployments a request may use,
+    and none of the local servers (which need no key) answered.
+
+    ``variables`` are the key variables that would make hosted deployments usable;
+    ``tried`` the local deployments that did not answer.
+    """
+
+    def __init__(self, message: str, *, variables: Sequence[str], tried: Sequence[str]) -> None:
+        self.variables = tuple(variables)
+        self.tried = tuple(tried)
+        super().__init__(message)
+
+
 class SovereigntyError(ConfigurationError):
     """A route could send a data class to a jurisdiction it is not allowed in."""
 
@@ -108,6 +124,11 @@ class SovereigntyError(ConfigurationError):
 
 class InvalidRequestError(HybridStackError, ValueError):
     """A request that hybridstack will not send, with what to change."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        #: The request field at fault (``max_tokens``, ``messages[0].role`` …), when known.
+        self.field = field
+        super().__init__(message)
 
 
 class ProviderError(HybridStackError):
@@ -267,6 +288,19 @@ class StreamInterruptedError(HybridStackError):
     def __init__(self, message: str, *, partial_text: str, cause: BaseException | None = None):
         self.partial_text = partial_text
         self.cause = cause
+        super().__init__(message)
+
+
+class LedgerError(HybridStackError):
+    """The ledger could not store (or fully read) attempts: disk full, file locked or gone.
+
+    ``unwritten`` holds the attempts that were recorded but are not in storage, so that a
+    caller can write them elsewhere; ``path`` names the ledger file when there is one.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, unwritten: Sequence[Any] = ()):
+        self.path = path
+        self.unwritten = tuple(unwritten)
         super().__init__(message)
 
 

@@ -8,15 +8,38 @@ misconfigured route fails at start-up rather than leaking data at call time.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import importlib
+import inspect
 import itertools
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from pydantic import ValidationError
 
 from hybridstack._sync import iterate_sync, run_sync
+from hybridstack._validation import first_problem
 from hybridstack.catalog import Catalog, Deployment
+from hybridstack.catalog.refs import NAMED_LIST_FIELDS, unnamed_entry
+from hybridstack.errors import (
+    AllAttemptsFailedError,
+    BudgetExceededError,
+    ConfigurationError,
+    InvalidRequestError,
+    NoProviderError,
+    ProviderError,
+)
 from hybridstack.ledger import Ledger, MemoryLedger
 from hybridstack.resilience import (
     BreakerRegistry,
@@ -29,21 +52,32 @@ from hybridstack.resilience import (
     ProviderPool,
     RetrySettings,
 )
-from hybridstack.routing import DataClassRules, Plan, Policy, Router, SkillTable, redact
+from hybridstack.routing import (
+    DataClassRules,
+    Plan,
+    Policy,
+    RouteConstraints,
+    Router,
+    SkillTable,
+    redact,
+)
 from hybridstack.types import (
+    MESSAGES_SHAPES,
     ChatRequest,
     ChatResponse,
     MessagesInput,
     StreamEvent,
     Tool,
-    coerce_messages,
 )
 
 if TYPE_CHECKING:
     from hybridstack.providers import Provider
-    from hybridstack.routing import RouteConstraints
 
-__all__ = ["Stack"]
+__all__ = ["SkillClassifierLike", "Stack"]
+
+#: ``text -> skill``: a skill name, or anything with a ``.skill`` str (``SkillGuess``,
+#: ``Classification``), returned directly or awaited (``LLMSkillClassifier``).
+SkillClassifierLike: TypeAlias = Callable[[str], Any | Awaitable[Any]]
 
 _call_counter = itertools.count(1)
 
@@ -54,6 +88,50 @@ def _new_call_id() -> str:
 
 
 _PROCESS_TAG = uuid.uuid4().hex[:6]
+
+#: What a request field looks like, for errors about a value of the wrong shape.
+_REQUEST_SHAPES = {
+    "messages": MESSAGES_SHAPES,
+    "messages[]": "a Message or a dict such as {'role': 'user', 'content': 'Hi'}",
+    "messages.role": "one of 'system', 'user', 'assistant' or 'tool'",
+    "tools": "a Tool or a dict such as {'name': 'get_weather', 'parameters': {...}}",
+    "tools.name": "letters, digits, '_' or '-', at most 64 characters",
+    "metadata": "a dict of text to text, e.g. {'ticket': 'T-1'}",
+    "response_schema": "a JSON schema dict or a pydantic model class",
+}
+
+#: The module of the offline skill classifier used when a Stack is given none.
+_DEFAULT_CLASSIFIER = "hybridstack.graph.classifier"
+
+
+def _check_constraint_names(
+    catalog: Catalog, constraints: RouteConstraints | None, where: str, error: type[Exception]
+) -> None:
+    """Refuse deny/allow entries that name nothing in the catalog (with did-you-mean)."""
+    constraints = RouteConstraints.coerce(constraints)
+    if constraints is None:
+        return
+    for field_name in NAMED_LIST_FIELDS:
+        problem = unnamed_entry(catalog, field_name, getattr(constraints, field_name) or ())
+        if problem is not None:
+            raise error(f"{where}.{field_name}: {problem}")
+
+
+def _only_keyless(plan: Plan) -> bool:
+    """Every candidate needs no key: what a plan holds when no provider key is set."""
+    return bool(plan.candidates) and all(c.deployment.api_key_env is None for c in plan.candidates)
+
+
+def _did_not_answer(error: Exception) -> bool:
+    """The attempt never reached a server (refused, unreachable, timed out), or a
+    breaker skipped it after such failures."""
+    if getattr(error, "skipped", False):
+        return True
+    return (
+        isinstance(error, ProviderError)
+        and error.kind == "retry_here"
+        and error.code in ("connection_error", "timeout")
+    )
 
 
 def _redact_for_deployment(
@@ -86,6 +164,11 @@ class Stack:
         run_id: tag every call's ledger records with this run id by default.
         skill_classifier: ``text -> skill`` used when a call gives no ``skill``
             (default: the deterministic, offline :func:`hybridstack.classify_skill`).
+            It may return a skill name or a ``SkillGuess``, and may be async, such as the
+            cascade ``LLMSkillClassifier`` (offline first, a model only when unsure):
+            ``complete()`` and ``stream()`` await it. ``route()`` never calls a model, so
+            with an async classifier it uses the classifier's ``offline_guess`` (pass
+            ``skill=`` to pin the skill everywhere).
     """
 
     def __init__(
@@ -107,7 +190,7 @@ class Stack:
         constraints: RouteConstraints | None = None,
         routes: Mapping[str, Sequence[str]] | None = None,
         run_id: str | None = None,
-        skill_classifier: Callable[[str], str] | None = None,
+        skill_classifier: SkillClassifierLike | None = None,
     ) -> None:
         if stream_failover not in ("raise", "resume"):
             raise ValueError(
@@ -121,7 +204,13 @@ class Stack:
         self.budget = budget or Budget()
         self.redact_personal_data = redact_personal_data
         self.run_id = run_id
+        if skill_classifier is not None and not callable(skill_classifier):
+            raise ConfigurationError(
+                "skill_classifier must be a callable taking the prompt text and returning a "
+                f"skill name or a SkillGuess, got {type(skill_classifier).__name__}"
+            )
         self.skill_classifier = skill_classifier
+        self._classifier_is_async = _is_async_callable(skill_classifier)
         self.router = Router(
             self.catalog,
             skill_table=skill_table,
@@ -136,6 +225,7 @@ class Stack:
         )
         # Fail closed at build time: a route that could leak raises SovereigntyError here.
         self.router.validate()
+        _check_constraint_names(self.catalog, constraints, "constraints", ConfigurationError)
         # The executor asks the redactor only for attempts that leave the data's home
         # jurisdiction (Candidate.leaves_home); routing owns the patterns.
         self._redactor = _redact_for_deployment if redact_personal_data else None
@@ -197,7 +287,11 @@ class Stack:
         stop: Sequence[str] | None = None,
         metadata: Mapping[str, str] | None = None,
     ) -> ChatRequest:
-        """A :class:`ChatRequest` from the loose arguments people pass."""
+        """A :class:`ChatRequest` from the loose arguments people pass.
+
+        Raises :class:`~hybridstack.errors.InvalidRequestError` naming the field, the bad
+        value and what is allowed.
+        """
         if isinstance(messages, ChatRequest):
             return messages
         schema: dict[str, Any] | None
@@ -210,28 +304,69 @@ class Stack:
         elif isinstance(response_schema, Mapping):
             schema = dict(response_schema)
         else:
-            raise TypeError("response_schema must be a JSON schema dict or a pydantic model class")
-        return ChatRequest(
-            messages=tuple(coerce_messages(messages)),
-            tools=tuple(t if isinstance(t, Tool) else Tool.model_validate(t) for t in tools or ()),
-            tool_choice=tool_choice,
-            response_schema=schema,
-            response_schema_name=schema_name,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            stop=tuple(stop or ()),
-            metadata=dict(metadata or {}),
-        )
+            raise InvalidRequestError(
+                "invalid request: response_schema: expected a JSON schema dict or a pydantic "
+                f"model class, got {type(response_schema).__name__}",
+                field="response_schema",
+            )
+        try:
+            # Everything goes to the model as given: one validation, one translation.
+            return ChatRequest(
+                messages=messages,
+                tools=() if tools is None else tools,
+                tool_choice=tool_choice,
+                response_schema=schema,
+                response_schema_name=schema_name,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                stop=stop,
+                metadata={} if metadata is None else metadata,
+            )
+        except ValidationError as exc:
+            field, problem = first_problem(exc, ChatRequest, expected=_REQUEST_SHAPES)
+            where = f"{field}: " if field else ""
+            raise InvalidRequestError(f"invalid request: {where}{problem}", field=field) from None
 
     def _skill_of(self, request: ChatRequest, skill: str | None) -> str:
+        """The skill, without awaiting anything (route(), and the sync classifier case)."""
         if skill is not None:
             return skill
         classifier = self.skill_classifier
+        text = _classified_text(request)
         if classifier is None:
-            from hybridstack.graph.classifier import classify_skill as classifier
+            from hybridstack.graph.classifier import classify_skill
 
-        user_text = "\n".join(m.text for m in request.messages if m.role == "user")
-        return classifier(user_text or request.prompt_text)
+            return classify_skill(text)
+        if self._classifier_is_async:
+            offline = getattr(classifier, "offline_guess", None)
+            if not callable(offline):
+                raise ConfigurationError(
+                    "skill_classifier is async, and route() decides without calling a model: "
+                    "pass skill=..., or give the classifier an offline_guess(text) method "
+                    "(LLMSkillClassifier has one)"
+                )
+            return _skill_name(offline(text), classifier)
+        result = classifier(text)
+        if inspect.isawaitable(result):
+            if inspect.iscoroutine(result):
+                result.close()  # never awaited: avoid the "was never awaited" warning
+            raise ConfigurationError(
+                "skill_classifier returned an awaitable where a skill was needed right "
+                "away (route()); make it an async def so the stack knows to await it, or "
+                "pass skill=..."
+            )
+        return _skill_name(result, classifier)
+
+    async def _skill_of_async(self, request: ChatRequest, skill: str | None) -> str:
+        """The skill for complete()/stream(): awaits an async classifier."""
+        if skill is not None or not self._classifier_is_async:
+            return self._skill_of(request, skill)
+        classifier = self.skill_classifier
+        assert classifier is not None  # _classifier_is_async implies a classifier
+        result = classifier(_classified_text(request))
+        if inspect.isawaitable(result):
+            result = await result
+        return _skill_name(result, classifier)
 
     def route(
         self,
@@ -264,6 +399,8 @@ class Stack:
     ) -> tuple[ChatRequest, Plan]:
         # One path from loose arguments to (request, plan) for route, complete and stream.
         request = self.build_request(messages, **request_fields)
+        if constraints is not None:
+            _check_constraint_names(self.catalog, constraints, "constraints", InvalidRequestError)
         plan = self.router.plan(
             request,
             skill=self._skill_of(request, skill),
@@ -274,6 +411,16 @@ class Stack:
             stream=stream,
         )
         return request, plan
+
+    async def _prepare_async(
+        self, messages: MessagesInput | ChatRequest, skill: str | None, *rest: Any
+    ) -> tuple[ChatRequest, Plan]:
+        """:meth:`_prepare` (same arguments) after awaiting an async skill classifier."""
+        if skill is None and self._classifier_is_async:
+            request = self.build_request(messages, **rest[-1])  # rest[-1]: request_fields
+            skill = await self._skill_of_async(request, None)
+            messages = request
+        return self._prepare(messages, skill, *rest)
 
     def _execution(
         self,
@@ -310,7 +457,7 @@ class Stack:
         on_event: Callable[[ExecutionEvent], None] | None = None,
     ) -> ChatResponse:
         """Route, run with fail-over, record, and return the first good answer."""
-        request, plan = self._prepare(
+        request, plan = await self._prepare_async(
             messages,
             skill,
             data_class,
@@ -328,9 +475,15 @@ class Stack:
                 "metadata": metadata,
             },
         )
-        return await self.executor.execute(
-            plan, request, **self._execution(budget, run_id, on_event)
-        )
+        try:
+            return await self.executor.execute(
+                plan, request, **self._execution(budget, run_id, on_event)
+            )
+        except (AllAttemptsFailedError, BudgetExceededError) as error:
+            nothing = self._nothing_answered(plan, error)
+            if nothing is None:
+                raise
+            raise nothing from error
 
     def stream(
         self,
@@ -358,28 +511,106 @@ class Stack:
         The plan is made when this is called (a routing error raises here); the request
         goes out when iteration starts. A caller that stops early should close the
         iterator (``contextlib.aclosing``) to have the attempt recorded as cancelled at
-        once rather than when it is garbage-collected.
+        once rather than when it is garbage-collected. With an async ``skill_classifier``
+        and no ``skill=``, the classifier is awaited when iteration starts, so a routing
+        error raises there instead.
         """
+        fields = {
+            "tools": tools,
+            "tool_choice": tool_choice,
+            "response_schema": response_schema,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "stop": stop,
+            "metadata": metadata,
+        }
+        if skill is None and self._classifier_is_async:
+            return self._stream_after_classifying(
+                messages, data_class, model, policy, constraints, fields, budget, run_id, on_event
+            )
         request, plan = self._prepare(
-            messages,
-            skill,
-            data_class,
-            model,
-            policy,
-            constraints,
-            True,
-            {
-                "tools": tools,
-                "tool_choice": tool_choice,
-                "response_schema": response_schema,
-                "max_tokens": max_tokens,
-                "temperature": temperature,
-                "stop": stop,
-                "metadata": metadata,
-            },
+            messages, skill, data_class, model, policy, constraints, True, fields
         )
         # Returned as is, not re-yielded: every extra generator layer costs per event.
-        return self.executor.stream(plan, request, **self._execution(budget, run_id, on_event))
+        events = self.executor.stream(plan, request, **self._execution(budget, run_id, on_event))
+        if _only_keyless(plan):
+            # Only keyless (local) deployments: say so if none of them answers.
+            return self._explain_silence(events, plan)
+        return events
+
+    async def _explain_silence(
+        self, events: AsyncIterator[StreamEvent], plan: Plan
+    ) -> AsyncIterator[StreamEvent]:
+        async with contextlib.aclosing(events):  # type: ignore[type-var]
+            try:
+                async for event in events:
+                    yield event
+            except (AllAttemptsFailedError, BudgetExceededError) as error:
+                nothing = self._nothing_answered(plan, error)
+                if nothing is None:
+                    raise
+                raise nothing from error
+
+    def _nothing_answered(self, plan: Plan, error: Exception) -> NoProviderError | None:
+        """A :class:`NoProviderError` for a call that had only keyless (local) deployments
+        to try because keys are missing, and none of them answered; else None."""
+        if not _only_keyless(plan):
+            return None
+        candidates = [c.deployment for c in plan.candidates]
+        group = error if isinstance(error, AllAttemptsFailedError) else error.__cause__
+        errors = list(group.exceptions) if isinstance(group, AllAttemptsFailedError) else []
+        if not errors or not all(_did_not_answer(e) for e in errors):
+            return None
+        # Hosted deployments the router left out only for want of their key.
+        variables: list[str] = []
+        for dep_id, why in plan.excluded.items():
+            dep = self.catalog.deployments.get(dep_id)
+            var = dep.api_key_env if dep is not None else None
+            if var and var in why and var not in variables and not self._key_available(dep):
+                variables.append(var)
+        if not variables:
+            return None
+        tried = list(dict.fromkeys(str(getattr(e, "deployment", "")) for e in errors))
+        urls = list(dict.fromkeys(d.base_url for d in candidates if d.id in tried))
+        any_key = any(d.api_key_env is not None and self._key_available(d) for d in self.catalog)
+        head = (
+            "no provider key is set"
+            if not any_key
+            else "none of the keys for the hosted deployments this request may use is set"
+        )
+        listed = ", ".join(variables[:8]) + (", …" if len(variables) > 8 else "")
+        return NoProviderError(
+            f"{head} and no local server answered (tried {len(tried)} local deployment(s) at "
+            f"{', '.join(urls)}: connection failed). To fix it, set a key such as {listed} "
+            "(`hybridstack doctor` lists every variable), or start a local OpenAI-compatible "
+            "server (Ollama: `ollama serve`), or try the offline emulator "
+            "(`hybridstack demo`, `hybridstack.testing.offline_stack()`)",
+            variables=variables,
+            tried=tried,
+        )
+
+    async def _stream_after_classifying(
+        self,
+        messages: MessagesInput | ChatRequest,
+        data_class: str,
+        model: str | None,
+        policy: str | Policy | None,
+        constraints: RouteConstraints | None,
+        fields: Mapping[str, Any],
+        budget: Budget | None,
+        run_id: str | None,
+        on_event: Callable[[ExecutionEvent], None] | None,
+    ) -> AsyncIterator[StreamEvent]:
+        # stream() cannot await; this generator awaits the classifier on first iteration.
+        request, plan = await self._prepare_async(
+            messages, None, data_class, model, policy, constraints, True, fields
+        )
+        events = self.executor.stream(plan, request, **self._execution(budget, run_id, on_event))
+        if _only_keyless(plan):
+            events = self._explain_silence(events, plan)
+        async with contextlib.aclosing(events):  # type: ignore[type-var]
+            async for event in events:
+                yield event
 
     def complete_sync(self, messages: MessagesInput | ChatRequest, **kwargs: Any) -> ChatResponse:
         """Blocking twin of :meth:`complete` for scripts (refuses inside an event loop)."""
@@ -408,6 +639,41 @@ class Stack:
 
         return iterate_sync(events(), name="stream_sync")
 
+    async def warm_up(self, deployments: Iterable[str | Deployment] | None = None) -> list[str]:
+        """Import the SDKs and build the clients of this stack's deployments, off the loop.
+
+        Call it once at start-up, inside the event loop that will serve requests (SDK
+        clients belong to one loop), e.g. in a web server's lifespan hook. Without it
+        the first call of each protocol loads that SDK itself (on a worker thread, so
+        the loop keeps running, but that first call waits 0.5-2 s for it).
+
+        ``deployments`` (ids or deployments): which ones; default every enabled
+        deployment whose key is available. Returns the ids that were warmed; one that
+        cannot be built (its key is missing) is left out, not raised.
+        """
+        from hybridstack.providers import load_adapters
+
+        if deployments is None:
+            chosen = [d for d in self.catalog if d.enabled and self._key_available(d)]
+        else:
+            chosen = [
+                d if isinstance(d, Deployment) else self.catalog.deployment(d) for d in deployments
+            ]
+        imports = [load_adapters(d.protocol for d in chosen)]
+        if self.skill_classifier is None:
+            # The default classifier runs on calls without skill=; its tables load once.
+            imports.append(asyncio.to_thread(importlib.import_module, _DEFAULT_CLASSIFIER))
+        await asyncio.gather(*imports)
+        warmed: list[str] = []
+        for deployment in chosen:
+            try:
+                provider = await self._pool.aget(deployment)
+            except ConfigurationError:
+                continue
+            await provider.warm_up()  # this loop's client, if aget made it for another
+            warmed.append(deployment.id)
+        return warmed
+
     async def aclose(self) -> None:
         """Close every provider client this stack opened."""
         await self._pool.aclose()
@@ -417,3 +683,30 @@ class Stack:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+# --- the skill classifier path ------------------------------------------------------------
+
+
+def _is_async_callable(obj: object) -> bool:
+    if obj is None:
+        return False
+    return inspect.iscoroutinefunction(obj) or inspect.iscoroutinefunction(
+        getattr(obj, "__call__", None)  # noqa: B004 - instances with an async __call__
+    )
+
+
+def _classified_text(request: ChatRequest) -> str:
+    user_text = "\n".join(m.text for m in request.messages if m.role == "user")
+    return user_text or request.prompt_text
+
+
+def _skill_name(result: object, classifier: object) -> str:
+    # A name, or a SkillGuess / Classification (anything with a .skill str).
+    skill = result if isinstance(result, str) else getattr(result, "skill", None)
+    if not isinstance(skill, str) or not skill.strip():
+        raise ConfigurationError(
+            f"skill_classifier {classifier!r} returned {result!r}: it must return a skill "
+            "name (str) or an object with a .skill str, such as a SkillGuess"
+        )
+    return skill

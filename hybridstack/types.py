@@ -1,7 +1,8 @@
 """The value types every layer speaks: messages, requests, responses, stream events, attempts.
 
 These are the bottom layer of hybridstack: nothing here imports another hybridstack
-module or a provider SDK. Adapters translate these to and from each wire format;
+module (but :mod:`hybridstack.tokens`, which imports none) or a provider SDK. Adapters
+translate these to and from each wire format;
 the router, executor, ledger and graph only ever see these.
 """
 
@@ -12,6 +13,8 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from hybridstack.tokens import count_request
 
 Role = Literal["system", "user", "assistant", "tool"]
 
@@ -133,14 +136,31 @@ class Tool(_Frozen):
 
 MessagesInput = str | Message | dict[str, Any] | list[Message | dict[str, Any]]
 
+#: What ``messages`` may be, for error messages.
+MESSAGES_SHAPES = (
+    "a string, a Message, a dict such as {'role': 'user', 'content': 'Hi'}, or a list of "
+    "Messages and dicts"
+)
+
+
+def _message_items(messages: Any) -> tuple[Any, ...]:
+    """The shapes people write, as a tuple of items to validate as messages."""
+    if isinstance(messages, str):
+        return (Message.user(messages),)
+    if isinstance(messages, Message | dict):
+        return (messages,)
+    if isinstance(messages, list | tuple):
+        return tuple(messages)
+    # A set, a generator or None would be iterated in no order, or not at all.
+    got = "None" if messages is None else type(messages).__name__
+    raise ValueError(f"expected {MESSAGES_SHAPES}; got {got}")
+
 
 def coerce_messages(messages: MessagesInput) -> list[Message]:
     """Accept the shapes people write: a string, one message, dicts or a list of them."""
-    if isinstance(messages, str):
-        return [Message.user(messages)]
-    if isinstance(messages, Message | dict):
-        messages = [messages]
-    return [m if isinstance(m, Message) else Message.model_validate(m) for m in messages]
+    return [
+        m if isinstance(m, Message) else Message.model_validate(m) for m in _message_items(messages)
+    ]
 
 
 class ChatRequest(_Frozen):
@@ -153,7 +173,8 @@ class ChatRequest(_Frozen):
     response_schema: dict[str, Any] | None = None
     response_schema_name: str = "response"
     max_tokens: int | None = None
-    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    temperature: float | None = None
+    #: Stop sequences; one string is one sequence (never split into characters).
     stop: tuple[str, ...] = ()
     #: Free-form tags for your own bookkeeping (user id, ticket …); never sent upstream.
     metadata: dict[str, str] = Field(default_factory=dict)
@@ -161,26 +182,53 @@ class ChatRequest(_Frozen):
     @field_validator("messages", mode="before")
     @classmethod
     def _coerce_messages(cls, value: Any) -> Any:
-        if isinstance(value, str | Message | dict):
-            return coerce_messages(value)
-        return value
+        return _message_items(value)
 
     @field_validator("messages")
     @classmethod
     def _non_empty(cls, value: tuple[Message, ...]) -> tuple[Message, ...]:
         if not value:
-            raise ValueError("a request needs at least one message, e.g. [Message.user('Hi')]")
+            raise ValueError("needs at least one message, e.g. [Message.user('Hi')]; got none")
         if all(m.role == "system" for m in value):
-            raise ValueError("a request needs a user message, not only system messages")
+            raise ValueError("needs a user message, not only system messages")
         return value
 
-    @field_validator("max_tokens")
+    @field_validator("max_tokens", mode="wrap")
     @classmethod
-    def _positive(cls, value: int | None) -> int | None:
-        if value is not None and value <= 0:
+    def _positive(cls, value: Any, handler: Any) -> Any:
+        # bool is an int to Python: max_tokens=True would silently mean 1.
+        tokens = None if isinstance(value, bool) else handler(value)
+        if isinstance(value, bool) or (tokens is not None and tokens <= 0):
             raise ValueError(
-                f"max_tokens must be a positive integer (got {value}); omit it for the default"
+                f"must be a positive whole number of tokens, got {value!r}; "
+                "leave it out for the default"
             )
+        return tokens
+
+    @field_validator("temperature", mode="before")
+    @classmethod
+    def _temperature(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not 0.0 <= value <= 2.0  # False for NaN too
+        ):
+            raise ValueError(f"must be a number from 0 to 2, got {value!r}")
+        return float(value)
+
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _stop(cls, value: Any) -> Any:
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            value = (value,)  # tuple("abc") would be three one-letter stop sequences
+        if isinstance(value, list | tuple):
+            for index, item in enumerate(value):
+                if isinstance(item, str) and not item:
+                    raise ValueError(f"stop[{index}] is empty; a stop sequence has text")
         return value
 
     @property
@@ -192,11 +240,13 @@ class ChatRequest(_Frozen):
         """All message text, for token estimates and classification."""
         return "\n".join(m.text for m in self.messages)
 
-    def estimated_prompt_tokens(self) -> int:
-        """A cheap, provider-independent estimate (about four characters a token)."""
-        chars = sum(len(m.text) + 8 for m in self.messages)
-        chars += sum(len(json.dumps(t.parameters)) + len(t.description) for t in self.tools)
-        return chars // 4 + 1
+    def estimated_prompt_tokens(self, tokenizer: str | None = None) -> int:
+        """Prompt tokens, messages' framing and tool schemas included.
+
+        Exact with ``tokenizer="qwen"`` once that tokenizer is loaded; otherwise the
+        script-aware estimate (:mod:`hybridstack.tokens`). The router counts per family.
+        """
+        return count_request(self, tokenizer).tokens
 
 
 class Usage(_Frozen):

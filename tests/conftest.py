@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 
 import pytest
+
+# Exact token counts from the first plan on (the Qwen tokenizer loads on first use, in the
+# test thread), so a plan never depends on how far a background load has got.
+os.environ.setdefault("HYBRIDSTACK_TOKENIZERS", "sync")
 
 pytest_plugins = ["hybridstack.testing.pytest_plugin"]
 

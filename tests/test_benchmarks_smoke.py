@@ -114,3 +114,37 @@ def test_bench_storm_quick() -> None:
     assert len(final["per_deployment"]) == final["config"]["deployments"]
     assert final["starvation"]["requests_sent"] == 0
     assert any(line.startswith("storm:") for line in lines[:-1])  # the tables' titles
+
+
+def test_bench_classifier_quick() -> None:
+    lines, final = run_bench("bench_classifier.py", "--rounds", "1")
+    for key in ("holdout_accuracy", "dev_accuracy", "accuracy", "mean_us", "p99_us"):
+        assert key in final, key
+        assert number(final[key]), (key, final[key])
+    assert 0.0 <= final["holdout_accuracy"] <= 1.0
+    assert final["n_holdout"] >= 250
+    per_language = final["holdout_per_language"]
+    assert len(per_language) >= 20
+    assert all(0.0 <= v <= 1.0 for v in per_language.values())
+    assert set(final["holdout_per_skill"]) == {"code", "multilingual", "reasoning", "general"}
+    assert any("FROZEN HOLDOUT" in line for line in lines[:-1])
+
+
+def test_bench_tokens_quick() -> None:
+    _, final = run_bench("bench_tokens.py", "--quick")
+    assert final["languages"] >= 25
+    for key in ("before_ratio", "after_ratio", "generic_ratio"):
+        assert set(final[key]) == set(final["before_ratio"]), key
+        assert all(number(v) and v > 0 for v in final[key].values()), key
+    for key in ("after_worst_abs_error", "first_load_ms", "max_loop_stall_ms"):
+        assert number(final[key]), (key, final[key])
+    assert all(number(v) for v in final["us_per_count"].values())
+
+
+def test_calibrate_tokens_runs_without_writing() -> None:
+    before = (ROOT / "hybridstack" / "tokens.py").read_text(encoding="utf-8")
+    _, final = run_bench("calibrate_tokens.py")
+    assert final["samples"] >= 25
+    assert number(final["qwen_fit_worst_abs_error"])
+    assert "written" not in final
+    assert (ROOT / "hybridstack" / "tokens.py").read_text(encoding="utf-8") == before

@@ -1,10 +1,12 @@
 """Tests for the deterministic skill classifier (hybridstack.graph.classifier).
 
 Accuracy floors sit a little below the measured figures, so a regression in the rules
-fails here. Measured at the time of writing: development set 0.994 (322 prompts; the rules
-were tuned on it), holdout 0.875 (72 prompts written after the rules froze, never tuned
-on). The development set includes an earlier 73-prompt holdout that scored 0.767 before
-it was folded in; see benchmarks/bench_classifier.py for the full report.
+fails here. The figure that counts is the frozen holdout of the skill evaluation set
+(tests/data/skill_eval/, 307 prompts in 27 languages, never tuned on; its sha256 is pinned
+in tests/test_skill_eval_data.py): 0.964 (code 0.964, multilingual 0.976, reasoning 0.892,
+general 1.0). The rules were tuned on skill_eval/dev.jsonl (0.998) and the older sets
+(skill_prompts.jsonl 1.0, skill_prompts_holdout.jsonl 0.986, which was a holdout until
+this round). See benchmarks/bench_classifier.py for the full report.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from hybridstack.graph.classifier import (
     classify,
     classify_skill,
     detect_language,
+    guess_skill,
     is_mostly_english,
 )
 
@@ -37,6 +40,8 @@ def _load(name: str) -> list[dict[str, str]]:
 
 MAIN = _load("skill_prompts.jsonl")
 HOLDOUT = _load("skill_prompts_holdout.jsonl")
+EVAL_DEV = _load("skill_eval/dev.jsonl")
+EVAL_HOLDOUT = _load("skill_eval/holdout.jsonl")
 
 
 def _accuracy(rows: list[dict[str, str]], skill: str | None = None) -> float:
@@ -86,9 +91,27 @@ def test_main_per_skill_floor(skill: str, floor: float) -> None:
     assert _accuracy(MAIN, skill) >= floor
 
 
-def test_holdout_accuracy_floor() -> None:
-    # Measured 0.875 on prompts the rules were never tuned on; this is the honest figure.
-    assert _accuracy(HOLDOUT) >= 0.82
+def test_old_holdout_accuracy_floor() -> None:
+    # 0.875 when it was a holdout; tuned on since (measured 0.986).
+    assert _accuracy(HOLDOUT) >= 0.95
+
+
+def test_frozen_holdout_accuracy_floor() -> None:
+    # The honest figure: prompts the rules were never tuned on (measured 0.964).
+    assert _accuracy(EVAL_HOLDOUT) >= 0.95
+
+
+@pytest.mark.parametrize(
+    ("skill", "floor"),
+    [("code", 0.93), ("multilingual", 0.95), ("reasoning", 0.85), ("general", 0.95)],
+)
+def test_frozen_holdout_per_skill_floor(skill: str, floor: float) -> None:
+    # Measured recall: code 0.964, multilingual 0.976, reasoning 0.892, general 1.0.
+    assert _accuracy(EVAL_HOLDOUT, skill) >= floor
+
+
+def test_eval_dev_accuracy_floor() -> None:
+    assert _accuracy(EVAL_DEV) >= 0.98  # measured 0.998 (tuned on)
 
 
 # --- hard cases (the reasons the rules exist) ------------------------------------------
@@ -157,6 +180,27 @@ HARD_CASES = [
         "conclude about the weather, and why?",
         "reasoning",
     ),
+    # the misses issue 9 reported: code asked in another language without fences
+    ("Ich brauche einen regulären Ausdruck für Uhrzeiten im Format HH:MM.", "code"),
+    ("ログファイルを日付ごとに圧縮するシェルスクリプトを書いて", "code"),
+    ("Flutter'da butona basınca sayfa neden yenilenmiyor?", "code"),
+    ("Vue 的 v-model 怎么绑定到子组件？", "code"),
+    # short code asks
+    ("Python: reverse a dict?", "code"),
+    ("PowerShell: restart a service on a remote machine?", "code"),
+    ("kubectl: scale a deployment to 5 replicas", "code"),
+    ("SQL: the newest order for each customer", "code"),
+    # puzzles and proofs are reasoning, technology choices too
+    ("Prove that the sum of two odd numbers is even.", "reasoning"),
+    (
+        "A says B lies, B says C lies, C says both A and B lie. Who tells the truth?",
+        "reasoning",
+    ),
+    ("Redis or Memcached for our session cache? We run three app servers.", "reasoning"),
+    # Swahili and Hausa are not English
+    ("Habari za asubuhi, unaweza kunisaidia leo?", "multilingual"),
+    ("Ina kwana? Don Allah ka taimake ni.", "multilingual"),
+    ("Nieleze jinsi ya kutumia git rebase.", "code"),
     # casual / single-step
     ("Hi!", "general"),
     ("Thanks, that's really helpful!", "general"),
@@ -334,7 +378,7 @@ async def test_llm_not_consulted_when_confident() -> None:
 
 
 async def test_llm_threshold_boundary() -> None:
-    det = classify(UNSURE)
+    det = guess_skill(UNSURE)
     ask = FakeAsk("reasoning")
     # Confidence equal to the threshold is confident enough: no call.
     assert await LLMSkillClassifier(ask, threshold=det.confidence)(UNSURE) == det

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import sqlite3
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import pytest
 from pydantic import SecretStr
 
 from hybridstack.catalog.models import Deployment, Price
-from hybridstack.errors import ConfigurationError, scrub
+from hybridstack.errors import ConfigurationError, LedgerError, scrub
 from hybridstack.ledger import (
     GROUP_BY,
     Ledger,
@@ -27,7 +28,8 @@ from hybridstack.ledger import (
     time_window_multiplier,
 )
 from hybridstack.ledger import migrations as mig
-from hybridstack.ledger.sqlite import COLUMNS
+from hybridstack.ledger.base import aggregate, summarize_runs
+from hybridstack.ledger.sql import COLUMNS
 from hybridstack.types import Attempt, Usage
 
 T0 = datetime(2025, 6, 1, 12, 0, 0, 123456, tzinfo=UTC)
@@ -369,18 +371,139 @@ def test_runs(ledger: Ledger) -> None:
     assert all(r.started_at.utcoffset() == timedelta(0) for r in ledger.runs())
 
 
-def test_memory_ledger_bound_drops_oldest() -> None:
+def test_memory_ledger_keeps_the_newest_attempts_and_exact_totals() -> None:
     ledger = MemoryLedger(max_attempts=4)
     data = record_dataset(ledger)
     assert ledger.attempts() == data[6:]
-    assert ledger.dropped == 6
+    assert ledger.evicted == 6
+    assert ledger.recorded == 10
     assert len(ledger) == 4
+    assert ledger.dropped == 0  # evicted attempts are not lost: the totals keep them
     assert ledger.attempts(call_id="c3") == [data[6]]
     assert ledger.attempts(run_id="r1") == []
-    assert ledger.totals()["all"].attempts == 4
-    assert [r.run_id for r in ledger.runs()] == ["r2"]
+    # The same totals as a ledger that kept everything (test_totals_* above).
+    assert ledger.totals() == {"all": T(10, 4, 4, 1, 1, 1350, 180, 58, 1.9375, 10.25, 5)}
+    for by in GROUP_BY:
+        assert ledger.totals(by=by) == EXPECTED_BY[by]  # type: ignore[arg-type]
+    assert ledger.totals(run_id="r1") == {"all": T(5, 2, 2, 1, 0, 310, 150, 50, 0.875, 4.5, 2)}
+    assert ledger.totals(run_id="r1", by="jurisdiction") == {
+        "CN": T(3, 1, 2, 0, 0, 100, 50, 0, 0.25, 1.75, 2),
+        "SG": T(1, 0, 0, 1, 0, 10, 0, 0, 0.125, 0.75, 1),
+        "US": T(1, 1, 0, 0, 0, 200, 100, 50, 0.5, 2.0, 1),
+    }
+    full = MemoryLedger(max_attempts=None)
+    record_dataset(full)
+    assert ledger.runs() == full.runs()
+    assert "holding 4 of 10 attempts" in repr(ledger)
+    assert "keeps the newest" in repr(ledger)
+    ledger.clear()
+    assert ledger.totals() == {"all": Totals()}
+    assert (len(ledger), ledger.recorded, ledger.evicted, ledger.runs()) == (0, 0, 0, [])
     with pytest.raises(ValueError, match="max_attempts"):
         MemoryLedger(max_attempts=0)
+    with pytest.raises(ValueError, match="max_runs"):
+        MemoryLedger(max_runs=-1)
+
+
+def test_memory_ledger_is_bounded_by_default() -> None:
+    ledger = MemoryLedger()
+    assert ledger.max_attempts == 10_000
+    template = full_attempt(run_id=None)
+    for i in range(10_005):
+        ledger.record(template.model_copy(update={"call_id": f"c{i}"}), owned=True)
+    assert len(ledger) == 10_000
+    assert ledger.evicted == 5
+    assert ledger.attempts(limit=1)[0].call_id == "c10004"
+    overall = ledger.totals()["all"]
+    assert (overall.attempts, overall.calls) == (10_005, 10_005)
+    assert "max_attempts=10000" in repr(ledger)
+
+    unbounded = MemoryLedger(max_attempts=None)
+    for i in range(10_005):
+        unbounded.record(template.model_copy(update={"call_id": f"c{i}"}), owned=True)
+    assert len(unbounded) == 10_005
+    assert unbounded.evicted == 0
+    assert "unbounded" in repr(unbounded)
+
+
+@pytest.mark.parametrize("max_attempts", [1, 7, 64, 1_000])
+def test_memory_totals_equal_a_full_recount(max_attempts: int) -> None:
+    # Interleaved calls (as concurrent calls record them) over many runs, with fail-over
+    # across deployments: the running sums must match counting every attempt afresh.
+    rng = random.Random(max_attempts)
+    deployments = [
+        ("qwen-plus@cn", "qwen-plus", "cn-beijing", "CN"),
+        ("qwen-plus@sg", "qwen-plus", "ap-southeast-1", "SG"),
+        ("llama-3.3-70b@us", "llama-3.3-70b", "us-east-1", "US"),
+        ("llama-3.3-70b@eu", "llama-3.3-70b", "eu-central-1", "EU"),
+    ]
+    outcomes = ["ok", "ok", "ok", "retry_here", "fail_over", "cancelled", "skipped"]
+    made: list[Attempt] = []
+    open_calls: list[tuple[str, str | None]] = []
+    for i in range(1_500):
+        if not open_calls or (len(open_calls) < 4 and rng.random() < 0.4):
+            run = rng.choice([None, *(f"r{n}" for n in range(i // 200, i // 200 + 3))])
+            open_calls.append((f"c{i}", run))
+        call, run = rng.choice(open_calls)
+        dep, family, region, jur = rng.choice(deployments)
+        outcome = rng.choice(outcomes)
+        made.append(
+            Attempt(
+                call_id=call,
+                run_id=run,
+                attempt_index=i,
+                deployment=dep,
+                family=family,
+                region=region,
+                jurisdiction=jur,
+                started_at=T0 + timedelta(seconds=rng.randint(0, 10_000)),
+                latency_s=rng.random(),
+                usage=Usage(input_tokens=rng.randint(0, 900), output_tokens=rng.randint(0, 90)),
+                cost_usd=rng.random() / 1000,
+                outcome=outcome,
+            )
+        )
+        if outcome == "ok" or rng.random() < 0.2:
+            open_calls.remove((call, run))
+    bounded = MemoryLedger(max_attempts=max_attempts)
+    for a in made:
+        bounded.record(a)
+    assert len(bounded) == min(max_attempts, len(made))
+    # Overall sums are added in recording order, as the recount does: equal to the bit.
+    assert bounded.totals() == aggregate(made)
+    for by in GROUP_BY:
+        assert_same_totals(bounded.totals(by=by), aggregate(made, by))  # type: ignore[arg-type]
+    runs = {a.run_id for a in made if a.run_id is not None}
+    assert len(runs) >= 8
+    for run_id in runs:
+        in_run = [a for a in made if a.run_id == run_id]
+        assert bounded.totals(run_id=run_id) == aggregate(in_run)
+        assert_same_totals(
+            bounded.totals(run_id=run_id, by="deployment"), aggregate(in_run, "deployment")
+        )
+    assert bounded.runs() == summarize_runs(made)
+
+
+def assert_same_totals(got: dict[str, Totals], want: dict[str, Totals]) -> None:
+    """Counts and tokens equal; float sums equal but for the order they were added in."""
+    assert list(got) == list(want)
+    for key, totals in got.items():
+        expected = want[key].model_dump()
+        for name, value in totals.model_dump().items():
+            if isinstance(value, float):
+                assert value == pytest.approx(expected[name], rel=1e-12, abs=1e-15), (key, name)
+            else:
+                assert value == expected[name], (key, name)
+
+
+def test_memory_ledger_keeps_the_newest_runs() -> None:
+    ledger = MemoryLedger(max_runs=2)
+    for run in ("r1", "r2", "r3"):
+        ledger.record(full_attempt(call_id=f"call-{run}", run_id=run, cost_usd=1.0))
+    assert [r.run_id for r in ledger.runs()] == ["r2", "r3"]
+    assert ledger.totals()["all"].cost_usd == 3.0  # the overall totals keep every run
+    # A forgotten run is recounted from the attempts still kept (here: all of them).
+    assert ledger.totals(run_id="r1")["all"].attempts == 1
 
 
 # --- subscribers -----------------------------------------------------------------------
@@ -622,9 +745,9 @@ def test_closed_ledger(tmp_path: Path) -> None:
     ledger = SQLiteLedger(tmp_path / "l.db")
     ledger.close()
     ledger.close()
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(LedgerError, match="closed"):
         ledger.record(full_attempt())
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(LedgerError, match="closed"):
         ledger.attempts()
 
 

@@ -333,7 +333,9 @@ def test_request_features_filter(catalog):
 
 def test_context_window_uses_prompt_estimate_plus_max_tokens(catalog):
     r = router(catalog)
-    text = "x" * 30_000  # ~7,500 tokens: fits 8,192 alone, not with max_tokens=1,000
+    text = "Ship the parcels before noon, then file the note. " * 720
+    # ~7,400 estimated tokens: fits 8,192 alone, not with max_tokens=1,000
+    assert 7_000 < req(text).estimated_prompt_tokens() < 8_192 - 100
     assert "tiny-local@ollama-local" in r.plan(req(text), skill="general").deployment_ids
     plan = r.plan(req(text, max_tokens=1_000), skill="general")
     why = plan.excluded["tiny-local@ollama-local"]

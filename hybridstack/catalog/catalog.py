@@ -27,9 +27,10 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from hybridstack._validation import did_you_mean
 from hybridstack.catalog import loader, refs
 from hybridstack.catalog.models import Deployment, Family, Feature, Price
-from hybridstack.catalog.refs import RetiredName, did_you_mean
+from hybridstack.catalog.refs import RetiredName
 from hybridstack.errors import CatalogError, UnknownModelError
 
 
@@ -205,9 +206,11 @@ class Catalog:
 
     @staticmethod
     def blended_price(deployment: Deployment | Price) -> float:
-        """USD per 1M tokens at 3 input tokens to 1 output token (a common yardstick)."""
+        """USD per 1M tokens at 3 input tokens to 1 output token (a common yardstick),
+        for a short prompt at the dearest hour (a price's base tier, peak windows)."""
         price = deployment.price if isinstance(deployment, Deployment) else deployment
-        return (3 * price.input_per_mtok + price.output_per_mtok) / 4
+        rates = price.rates()
+        return (3 * rates.input_per_mtok + rates.output_per_mtok) / 4
 
     def skills(self) -> list[str]:
         """Every skill some family has a strength for, sorted."""
@@ -239,7 +242,12 @@ class Catalog:
                     "skills": dict(family.skills),
                     "input_per_mtok": d.price.input_per_mtok,
                     "output_per_mtok": d.price.output_per_mtok,
+                    "cached_input_per_mtok": d.price.cached_input_per_mtok,
                     "blended_per_mtok": round(self.blended_price(d), 6),
+                    "price_tiers": [t.model_dump() for t in d.price.tiers],
+                    "price_windows": [
+                        w.model_dump(mode="json", exclude_defaults=True) for w in d.price.windows
+                    ],
                     "price_as_of": d.price.as_of.isoformat(),
                     "price_source": d.price.source,
                     "api_key_env": d.api_key_env,

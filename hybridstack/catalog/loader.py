@@ -13,6 +13,7 @@ The document format is described at the top of ``data/catalog.toml``.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -22,8 +23,10 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ValidationError
 
+from hybridstack._validation import did_you_mean, short_repr
+from hybridstack._validation import first_problem as describe_first_problem
 from hybridstack.catalog.models import KNOWN_JURISDICTIONS, Deployment, Family, Price
-from hybridstack.catalog.refs import RetiredName, did_you_mean
+from hybridstack.catalog.refs import RetiredName
 from hybridstack.errors import CatalogError
 
 SCHEMA_VERSION = 1
@@ -63,12 +66,20 @@ _EXPECTED = {
     "jurisdiction": "a code such as 'CN', 'SG', 'US', 'EU' or 'LOCAL'",
     "operator": "who runs the endpoint, e.g. operator = 'dashscope'",
     "price": (
-        "price.input_per_mtok, price.output_per_mtok (USD per 1M tokens), "
+        "a table of price.input_per_mtok, price.output_per_mtok (USD per 1M tokens), "
         "price.as_of (a date) and price.source"
     ),
     "price.input_per_mtok": "USD per 1M input tokens, e.g. 0.4",
     "price.output_per_mtok": "USD per 1M output tokens, e.g. 1.2",
     "price.as_of": "the date the price was read, e.g. as_of = 2026-11-15",
+    "price.tiers.above_input_tokens": (
+        "the prompt length the tier starts above, e.g. above_input_tokens = 32768"
+    ),
+    "price.tiers.input_per_mtok": "the tier's USD per 1M input tokens, e.g. 2.4",
+    "price.tiers.output_per_mtok": "the tier's USD per 1M output tokens, e.g. 12.0",
+    "price.windows.start": "the UTC time the window opens, e.g. start = 01:00:00",
+    "price.windows.end": "the UTC time the window closes (exclusive), e.g. end = 04:00:00",
+    "price.windows.multiplier": "the factor on every rate in the window, e.g. multiplier = 2.0",
     "retired_on": "the retirement date, e.g. retired_on = 2026-07-24",
     "replacement": "the family to use instead, e.g. replacement = 'deepseek-flash'",
 }
@@ -153,6 +164,27 @@ def parse_text(text: str, kind: str, source: str) -> Any:
     """Parse TOML, YAML or JSON text; syntax errors become CatalogError with the line."""
     if not text.strip():
         raise _empty(source)
+    try:
+        return _parse(text, kind, source)
+    except RecursionError:
+        # The parsers recurse once per nesting level; a catalog nests four levels deep.
+        raise CatalogError(
+            f"invalid {kind}: values are nested too deeply for a catalog file (a catalog "
+            'needs a few levels: [deployments."family@site"] with a price table)',
+            source=source,
+        ) from None
+    except ValueError as exc:
+        # Python refuses to read integers of more than 4300 digits (int_max_str_digits).
+        if "integer string conversion" not in str(exc):
+            raise
+        raise CatalogError(
+            f"invalid {kind}: a number has more than {sys.get_int_max_str_digits()} digits; "
+            "prices, windows and timeouts are ordinary numbers",
+            source=source,
+        ) from None
+
+
+def _parse(text: str, kind: str, source: str) -> Any:
     if kind == "TOML":
         import tomllib
 
@@ -626,111 +658,22 @@ def translate_validation_error(
 
 def first_problem(exc: ValidationError, model: type[BaseModel]) -> tuple[str | None, str]:
     """The first problem in words and the field it is about; other fields listed briefly."""
-    # A misspelt field also makes the real one "missing": report the spelling first.
-    errors = sorted(exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
-    field_path, message = _describe(errors[0], model)
-    others = list(dict.fromkeys(_path(e["loc"]) for e in errors[1:]))
-    others = [o for o in others if o and o != field_path]
-    if others:
-        message += f" (also check {', '.join(others[:4])}{' …' if len(others) > 4 else ''})"
-    return field_path or None, message
-
-
-def _path(loc: tuple[Any, ...]) -> str:
-    parts: list[str] = []
-    for item in loc:
-        if isinstance(item, int):
-            parts[-1:] = [f"{parts[-1] if parts else ''}[{item}]"]
-        else:
-            parts.append(str(item))
-    return ".".join(parts)
-
-
-def _describe(error: Mapping[str, Any], model: type[BaseModel]) -> tuple[str, str]:
-    loc = tuple(error["loc"])
-    kind = error["type"]
-    got = _short(error.get("input"))
-    ctx = error.get("ctx") or {}
-    field_path = _path(loc)
-    named = ".".join(str(p) for p in loc if not isinstance(p, int))
-    if kind == "missing":
-        expected = _EXPECTED.get(named)
-        return field_path, "is required" + (f": {expected}" if expected else "")
-    if kind == "extra_forbidden":
-        allowed = [f for f in _fields_at(model, loc[:-1]) if f != "api_key"]
-        name = str(loc[-1])
-        return field_path, (
-            f"unknown field {name!r} (expected one of: {', '.join(allowed)})"
-            f"{did_you_mean(name, allowed)}"
-        )
-    if kind == "literal_error":
-        choices = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
-        what = "feature" if named == "features" else "value"
-        return field_path, (
-            f"unknown {what} {error.get('input')!r} (expected one of {', '.join(choices)})"
-            f"{did_you_mean(str(error.get('input')), choices)}"
-        )
-    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
-        op = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=",
-              "less_than": "<"}[kind]  # fmt: skip
-        limit = next(iter(ctx.values()), "?")
-        unit = " (USD per 1M tokens)" if named.startswith("price.") else ""
-        return field_path, f"must be {op} {limit}{unit}, got {got}"
-    if kind.startswith(("date_", "datetime_")):
-        return field_path, f"expected a date such as 2026-11-15, got {got}"
-    if kind.startswith("int_"):
-        return field_path, f"expected a whole number, got {got}"
-    if kind.startswith("float_"):
-        return field_path, f"expected a number, got {got}"
-    if kind.startswith("bool_"):
-        return field_path, f"expected true or false, got {got}"
-    if kind.startswith("string_type"):
-        return field_path, f"expected text, got {got}"
-    if kind == "string_pattern_mismatch":
-        return field_path, (
-            "must be lowercase letters, digits, '.', '_' or '-', starting with a letter or "
-            f"digit; got {got}"
-        )
-    if kind in ("model_type", "dict_type", "model_attributes_type"):
-        expected = _EXPECTED.get(named)
-        return (
-            field_path,
-            f"expected a table of fields{f' ({expected})' if expected else ''}, got {got}",
-        )
-    if kind in ("list_type", "tuple_type", "set_type", "frozen_set_type", "iterable_type"):
-        return field_path, f"expected a list, got {got}"
-    if kind == "value_error":
-        return field_path, str(error["msg"]).removeprefix("Value error, ")
-    return field_path, f"{error['msg']}, got {got}"
-
-
-def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    """Field names of the (nested) model that ``loc`` points into."""
-    current: type[BaseModel] = model
-    for part in loc:
-        info = current.model_fields.get(str(part))
-        annotation = getattr(info, "annotation", None)
-        nested = [
-            a
-            for a in (annotation, *getattr(annotation, "__args__", ()))
-            if isinstance(a, type) and issubclass(a, BaseModel)
-        ]
-        if not nested:
-            break
-        current = nested[0]
-    return list(current.model_fields)
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return describe_first_problem(
+        exc,
+        model,
+        expected=_EXPECTED,
+        unit=lambda name: " (USD per 1M tokens)" if name.startswith("price.") else "",
+        pattern=(
+            "must be lowercase letters, digits, '.', '_' or '-', starting with a letter or digit"
+        ),
+    )
 
 
 def _type_name(value: Any) -> str:
     return {
         list: "a list",
         dict: "a table",
-        str: f"the text {_short(value)}",
+        str: f"the text {short_repr(value)}",
         bool: f"the boolean {value}",
         int: f"the number {value}",
         float: f"the number {value}",

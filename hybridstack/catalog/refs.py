@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hybridstack._validation import close_matches, did_you_mean
 from hybridstack.errors import UnknownModelError
 
 if TYPE_CHECKING:
@@ -48,23 +49,6 @@ class RetiredName(BaseModel):
         when = self.retired_on.isoformat()
         text = f"{self.name} was retired on {when}; use {use or self.replacement}."
         return f"{text} {self.note}" if self.note else text
-
-
-def close_matches(word: str, candidates: Iterable[str], n: int = 3) -> list[str]:
-    """Up to ``n`` candidates that look like ``word`` (case-insensitive difflib)."""
-    import difflib
-
-    by_lower: dict[str, str] = {}
-    for candidate in candidates:
-        by_lower.setdefault(candidate.lower(), candidate)
-    found = difflib.get_close_matches(word.lower(), list(by_lower), n=n, cutoff=0.6)
-    return [by_lower[f] for f in found]
-
-
-def did_you_mean(word: str, candidates: Iterable[str]) -> str:
-    """``"; did you mean 'x'?"`` or an empty string."""
-    found = close_matches(word, candidates, n=1)
-    return f"; did you mean {found[0]!r}?" if found else ""
 
 
 def resolve(catalog: Catalog, ref: str) -> list[Deployment]:
@@ -176,3 +160,38 @@ def _resolve_name(catalog: Catalog, ref: str) -> list[Deployment]:
 
 def _raise(ref: str, found: Iterable[str], hint: str) -> NoReturn:
     raise UnknownModelError(ref, list(found), hint)
+
+
+#: Route-constraint lists that name catalog entries: deployments (ids or family names)
+#: or operators. The router compares them exactly.
+NAMED_LIST_FIELDS = ("deny_deployments", "allow_deployments", "deny_operators", "allow_operators")
+
+
+def unnamed_entry(catalog: Catalog, field: str, names: Iterable[str]) -> str | None:
+    """Why the first of ``names`` (a list of ``field``) names nothing in ``catalog``, or None.
+
+    A deny entry with a typo, an alias or a retired name would deny nothing, silently
+    (the router matches ids, family names and operators exactly), so callers refuse it.
+    """
+    effect = "deny nothing" if field.startswith("deny") else "allow nothing"
+    operators = {d.operator for d in catalog} if field.endswith("operators") else None
+    for name in sorted(names):
+        if operators is not None:
+            if name in operators:
+                continue
+            what, hint = "an operator", did_you_mean(name, operators)
+        else:
+            if name in catalog.deployments or name in catalog.families:
+                continue
+            what = "a deployment id (family@site) or a family name"
+            try:
+                hint = f"; it is an alias: write the family's name {catalog.family(name).name!r}"
+            except UnknownModelError as unknown:
+                text = str(unknown).removeprefix(f"unknown model {name!r} ")
+                hint = (
+                    f"; {text}"
+                    if "retired" in text
+                    else did_you_mean(name, [*catalog.deployments, *catalog.families])
+                )
+        return f"{name!r} is not {what} in the catalog{hint} (left as it is, it would {effect})"
+    return None

@@ -178,7 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
         "doctor",
         help="check keys, reachability, key/region mismatches and retired model names",
         description="Which API-key variables are set (never their values), which deployments "
-        "are reachable, DashScope keys bound to another region, and retired model names.",
+        "are reachable, DashScope keys bound to another region, and retired model names. "
+        "Exits 1 when it finds a problem, including when nothing could answer a call (no key "
+        "set and no local server reachable, or no endpoint with a key answering).",
     )
     doctor.add_argument("--no-network", action="store_true", help="skip the reachability probes")
     doctor.add_argument(

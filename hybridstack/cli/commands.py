@@ -114,7 +114,7 @@ def cmd_smoke(args: argparse.Namespace) -> int:
 
 async def _smoke() -> list[dict[str, Any]]:
     from hybridstack.catalog import Catalog
-    from hybridstack.providers import create_provider
+    from hybridstack.providers import create_provider, load_adapters
     from hybridstack.testing import Emulator, emulator_config_for, offline_catalog
     from hybridstack.types import ChatRequest, Message
 
@@ -124,6 +124,8 @@ async def _smoke() -> list[dict[str, Any]]:
         chosen.setdefault(deployment.protocol, deployment.id)
     config = emulator_config_for(catalog, include=chosen.values())
     rows = []
+    # The three SDKs load on worker threads together, so latency_ms is the request's own.
+    await load_adapters(chosen)
     async with Emulator(config) as emulator:
         local = offline_catalog(catalog, emulator)
         request = ChatRequest(messages=[Message.user("Say hello from your region.")], max_tokens=64)
@@ -131,6 +133,7 @@ async def _smoke() -> list[dict[str, Any]]:
             deployment = local.deployment(deployment_id)
             provider = create_provider(deployment)
             try:
+                await provider.warm_up()
                 reply = await provider.complete(request)
             finally:
                 await provider.aclose()
@@ -200,6 +203,9 @@ def cmd_route(args: argparse.Namespace) -> int:
 
         classification = classify(args.prompt)
         skill = classification.skill
+    from hybridstack import tokens
+
+    tokens.load()  # one plan, shown: count Qwen prompts exactly rather than estimate them
     plan = stack.route(args.prompt, skill=skill, data_class=args.data_class, model=args.model)
     if args.json:
         payload = plan.to_dict()
@@ -260,7 +266,7 @@ def cmd_models(args: argparse.Namespace) -> int:
             or d.id in named
         ]
     if args.max_price is not None:
-        deployments = [d for d in deployments if d.price.output_per_mtok <= args.max_price]
+        deployments = [d for d in deployments if d.price.rates().output_per_mtok <= args.max_price]
     rows = catalog.to_rows(deployments)
     if args.json:
         _print_json(rows)
@@ -279,19 +285,29 @@ def cmd_models(args: argparse.Namespace) -> int:
         "status",
     ):
         table.add_column(column, no_wrap=column == "deployment")
+    marked = {"tiers": False, "windows": False}
     for row in rows:
         status = "retired" if row["retired"] else ("disabled" if not row["enabled"] else "ok")
+        # Base rates; a mark says the request may pay more (longer prompt, peak hour).
+        mark = ("+" if row["price_tiers"] else "") + ("*" if row["price_windows"] else "")
+        marked["tiers"] |= bool(row["price_tiers"])
+        marked["windows"] |= bool(row["price_windows"])
         table.add_row(
             row["id"],
             row["jurisdiction"],
             row["region"],
             row["protocol"],
-            f"{row['input_per_mtok']:g}",
-            f"{row['output_per_mtok']:g}",
+            f"{row['input_per_mtok']:g}{mark}",
+            f"{row['output_per_mtok']:g}{mark}",
             f"{row['context_window']:,}",
             status,
         )
-    _console().print(table)
+    console = _console()
+    console.print(table)
+    if marked["tiers"]:
+        console.print("+ base tier: longer prompts pay more (price_tiers in --json)")
+    if marked["windows"]:
+        console.print("* off-peak rate: peak hours cost more (price_windows in --json)")
     return EXIT_OK
 
 

@@ -66,6 +66,7 @@ async def run_demo(
                 f"jurisdictions: {', '.join(stack.catalog.jurisdictions())}"
             )
         stack.emulator.set_outage(down, True)  # type: ignore[attr-defined]
+        await stack.warm_up()  # SDK imports off the loop, before the live display starts
         # The emulator's simulated text cannot plan, so the demo plans without a model.
         agent = Agent(stack, planner="heuristic", checkpointer="memory")
         if not as_json:

@@ -8,7 +8,9 @@ Checks, in order:
 3. retired model names: enabled deployments marked retired, and retired names used in the
    skill table;
 4. reachability of each distinct endpoint (an HTTP request with a short timeout; any HTTP
-   answer counts as reachable, a 401 with a key set is reported as a key problem).
+   answer counts as reachable, a 401 with a key set is reported as a key problem);
+5. that something can answer a call at all: an endpoint with its key set (or needing
+   none) that answered. When none did, that is a problem (exit 1), never "no problems".
 """
 
 from __future__ import annotations
@@ -101,7 +103,15 @@ def run_doctor(
             {"set": bool(env.get(deployment.api_key_env)), "deployments": []},
         )
         info["deployments"].append(deployment.id)
-    if not any(info["set"] for info in report.keys.values()):
+    no_key = not any(info["set"] for info in report.keys.values())
+    keyless = [d for d in enabled if d.api_key_env is None]
+    if no_key and not keyless:
+        report.problems.append(
+            "nothing can answer: no provider key is set and the catalog has no keyless "
+            f"(local) deployment; set one of {_variables(report)}, or use the offline "
+            "emulator (`hybridstack demo`, `hybridstack run --offline`)"
+        )
+    elif no_key:
         report.notes.append(
             "no provider key is set: only LOCAL deployments and the offline emulator "
             "(`hybridstack demo`, `hybridstack run --offline`) can answer"
@@ -145,7 +155,41 @@ def run_doctor(
         for row in report.endpoints:
             if row["status"] == "key rejected":
                 report.problems.append(f"{row['endpoint']}: {row['detail']}")
+        _check_something_answers(report, enabled, env)
     return report
+
+
+def _variables(report: DoctorReport, limit: int = 6) -> str:
+    names = sorted(report.keys, key=lambda n: -len(report.keys[n]["deployments"]))
+    return ", ".join(names[:limit]) + (", …" if len(names) > limit else "")
+
+
+def _check_something_answers(
+    report: DoctorReport, enabled: list[Deployment], env: dict[str, str]
+) -> None:
+    """A problem when no endpoint a call could use (key set, or none needed) answered."""
+    usable = {
+        d.base_url
+        for d in enabled
+        if d.api_key_env is None or d.api_key is not None or env.get(d.api_key_env)
+    }
+    rows = [row for row in report.endpoints if row["endpoint"] in usable]
+    if not rows or any(row["status"] == "reachable" for row in rows):
+        return
+    any_key = any(info["set"] for info in report.keys.values())
+    local = [row["endpoint"] for row in rows if row["jurisdiction"] == "LOCAL"]
+    if not any_key:
+        report.problems.append(
+            f"nothing can answer: no provider key is set and none of the {len(local)} local "
+            f"endpoint(s) answered ({', '.join(local[:3])}{' …' if len(local) > 3 else ''}); "
+            f"set a key ({_variables(report)}; values stay private), start a local server "
+            "(Ollama: `ollama serve`), or use the offline emulator (`hybridstack demo`)"
+        )
+    else:
+        report.problems.append(
+            f"nothing can answer: none of the {len(rows)} endpoint(s) with a key set or no "
+            "key needed answered; check the network, a proxy (HTTPS_PROXY) or a firewall"
+        )
 
 
 async def _probe_all(

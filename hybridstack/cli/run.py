@@ -56,12 +56,14 @@ async def _stack(args: Any) -> AsyncIterator[Any]:
 
             async with offline_stack(catalog, **options) as stack:
                 warn_routes(stack)
+                await stack.warm_up()
                 yield stack
         else:
             from hybridstack.stack import Stack
 
             async with Stack(catalog, **options) as stack:
                 warn_routes(stack)
+                await stack.warm_up()
                 yield stack
     finally:
         options["ledger"].close()

@@ -90,7 +90,8 @@ STOPWORDS: dict[str, tuple[str, ...]] = {
         buatkan, apakah, adalah, tentang, lebih, sangat, harus, minta, mohon, terima, kasih,
         selamat, pagi, siang, malam, masih, sama, setiap, semua, hanya, saja, gimana, nggak,
         gak, banget, dong, aja, sih, kok, pakai, bikin, kapan, dimana, bahasa, sebelum, sesudah,
-        pesanan
+        pesanan,
+        cara, tanpa, siapa, tempat, makan, pertama, jelaskan, hasilnya, selalu, gimana, kalo
         """
     ),
     "ms": _terms(
@@ -100,7 +101,8 @@ STOPWORDS: dict[str, tuple[str, ...]] = {
         jika, kalau, pada, dalam, sebuah, seorang, oleh, lagi, berapa, buat, apakah, adalah,
         tentang, lebih, sangat, harus, minta, mohon, terima, kasih, selamat, pagi, malam, masih,
         sama, setiap, semua, hanya, nak, tak, sahaja, ialah, hendak, awak, sila, dah, ni, tu,
-        macam, mana, encik, cik, pun, lah, kat, dekat, bila, tarikh, bahasa, sebelum
+        macam, mana, encik, cik, pun, lah, kat, dekat, bila, tarikh, bahasa, sebelum,
+        siapa, tempat, makan, pertama, cara, tanpa, nak, tak, sangat, best
         """
     ),
     "vi": _terms(
@@ -116,7 +118,8 @@ STOPWORDS: dict[str, tuple[str, ...]] = {
         su, sus, al, lo, como, más, pero, me, mi, te, tu, qué, cómo, cuál, cuáles, dónde,
         cuándo, porque, hola, gracias, puedes, puede, quiero, necesito, tengo, hay, este, esta,
         ese, esa, muy, también, son, está, están, ya, o, sí, si, sobre, entre, hasta, desde,
-        cuando, todo, todos, le, les, nos
+        cuando, todo, todos, le, les, nos,
+        quién, quien, cuánto, cuanto, hace, hacer, mejor, algo, nada, mucho, ahora
         """
     ),
     "pt": _terms(
@@ -124,7 +127,8 @@ STOPWORDS: dict[str, tuple[str, ...]] = {
         o, a, os, as, um, uma, de, do, da, dos, das, que, e, em, no, na, nos, nas, é, por, para,
         com, não, se, seu, sua, ao, como, mais, mas, eu, você, meu, minha, isso, este, esta,
         olá, obrigado, obrigada, gostaria, quero, preciso, tenho, há, muito, também, são, está,
-        já, ou, sim, sobre, entre, até, quando, todo, pelo, pela
+        já, ou, sim, sobre, entre, até, quando, todo, pelo, pela,
+        quem, tudo, bem, onde, qual, quais, porque, todos, você, vocês, fazer, melhor, obrigado
         """
     ),
     "fr": _terms(
@@ -132,7 +136,8 @@ STOPWORDS: dict[str, tuple[str, ...]] = {
         le, la, les, un, une, des, de, du, et, en, est, que, qui, pour, dans, par, sur, avec,
         ne, pas, se, ce, cette, ces, il, elle, nous, vous, je, tu, mon, ma, mes, son, sa, au,
         aux, plus, mais, ou, où, comment, pourquoi, quel, quelle, bonjour, merci, c'est, j'ai,
-        suis, être, avoir, très, aussi, sont, fait, peux, pouvez, voudrais, m'expliquer
+        suis, être, avoir, très, aussi, sont, fait, peux, pouvez, voudrais, m'expliquer,
+        quoi, qu'est, est-ce, faut, faire, mieux, entre, sans, chez, notre, votre, nos, vos
         """
     ),
     "de": _terms(
@@ -140,28 +145,84 @@ STOPWORDS: dict[str, tuple[str, ...]] = {
         der, die, das, ein, eine, einen, einem, und, ist, nicht, ich, du, sie, wir, ihr, es, zu,
         mit, von, für, auf, den, dem, des, im, auch, wie, was, warum, wo, wann, kann, kannst,
         können, bitte, danke, hallo, mir, mich, dir, sich, oder, aber, wenn, dass, hat, haben,
-        sind, war, wird, werden, noch, nur, schon, sehr, viele, hat, gibt
+        sind, war, wird, werden, noch, nur, schon, sehr, viele, hat, gibt,
+        man, einem, einer, eines, über, heute, morgen, gut, wer, welche, welcher, mein, meine,
+        unser, unsere, soll, sollte, ich, habe, bin, kein, keine, diese, dieser
         """
     ),
     "it": _terms(
         """
         il, lo, la, gli, le, un, una, di, del, della, che, e, è, per, con, non, si, come, più,
         ma, sono, mi, ti, ciao, grazie, perché, cosa, questo, questa, quello, anche, molto, ho,
-        hai, ha, nel, nella, al, alla, dei, delle, puoi, vorrei
+        hai, ha, nel, nella, al, alla, dei, delle, puoi, vorrei,
+        i, fino, dal, dalla, sono, quali, quale, dove, quando, chi, perché, meglio, tutti, tutte,
+        posso, vuoi, essere, fare, questi, quelle, gli
         """
     ),
     "tr": _terms(
         """
         bir, ve, bu, da, de, için, ile, ne, nasıl, neden, mi, mı, mu, mü, çok, daha, var, yok,
         ben, sen, biz, siz, ama, gibi, kadar, merhaba, teşekkür, lütfen, nedir, olan, olarak,
-        şey, her, hangi
+        şey, her, hangi,
+        nelerdir, nedir, nerede, kaç, mısın, misin, musun, müsün, bana, beni, benim, sizin,
+        nasıl, gereken, olur, yapılır, değil, şu, iyi, hem
         """
     ),
     "tl": _terms(
         """
         ang, ng, mga, sa, na, ay, at, ko, mo, po, ako, ikaw, siya, kami, tayo, namin, natin,
         ito, iyan, paano, bakit, ano, saan, kailan, magandang, salamat, opo, hindi, may, wala,
-        para, lang, din, rin, nang, kung
+        para, lang, din, rin, nang, kung,
+        dapat, ba, akong, muna, ka, naman, kayo, sila, niya, nila, pa, ano, si, ni, kay,
+        pakisulat, pakigawa, isulat, gumawa
+        """
+    ),
+    "sw": _terms(
+        """
+        na, ya, wa, za, kwa, ni, cha, vya, la, katika, kwenye, hii, hizi, huu, hilo, gani,
+        nini, nani, wapi, lini, jinsi, vipi, kama, kuliko, sana, pia, lakini, au, je, mimi,
+        wewe, yeye, sisi, nyinyi, wao, yangu, yako, yake, yetu, wenu, wao, habari, asante,
+        tafadhali, karibu, ndiyo, hapana, sasa, leo, kesho, jana, kila, baada, kabla, zote,
+        yote, nawezaje, ninawezaje, naomba, niandikie, nieleze, tofauti, kati, mimi, kuna,
+        bora, siku, mwezi, mtu, watu, eleza, maana, tatizo, nini, mama, watoto, kisha, baada,
+        mmoja, wangu, kwanza, hujambo, sijambo, shikamoo, sawa, rafiki, ujumbe, tafsiri
+        """
+    ),
+    "ha": _terms(
+        """
+        da, na, ta, ya, ba, ne, ce, a, ga, kuma, amma, ko, idan, don, saboda, wannan, wancan,
+        waɗannan, menene, mene, wanene, wacece, ina, yaya, yaushe, nawa, ni, kai, ke, shi, ita,
+        mu, ku, su, sannu, gode, sosai, zan, za, ake, yi, mini, masa, mata, musu, shine,
+        tsakanin, bambanci, duk, kowane, kowace, gobe, yau, jiya, rubuta, fassara,
+        zuwa, daga, cikin, kan, fi, mafi, yana, tana, suna, muna, rage, tare, lokacin, babban,
+        birnin, sarkin, yanzu, kwana, lafiya, barka, yaro, yarinya, abinci, ruwa, gida, aiki
+        """
+    ),
+    "yo": _terms(
+        """
+        ni, ti, sí, sì, àti, ní, kí, tí, ń, ó, mo, o, a, wọ́n, wọn, rẹ̀, mi, yín, wa, ẹ, èyí,
+        yìí, náà, kan, báwo, kíni, ta, ibo, nígbà, mélòó, jẹ́, ṣé, ṣe, lè, yóò, máa, fún, lórí,
+        nínú, láti, sí, pẹ̀lú, gbogbo, púpọ̀, dáadáa, ọjọ́, òní, ọ̀la, àná, lọ, wá, rí,
+        kọ, kò, bẹ́ẹ̀ni, rárá, káàárọ̀, káàsán, kú, jọ̀wọ́, ọ̀rẹ́
+        """
+    ),
+    "pl": _terms(
+        """
+        i, w, z, na, się, nie, do, to, że, jest, jak, co, czy, o, a, ale, od, po, za, dla,
+        przez, przy, jaka, jaki, jakie, który, która, które, kto, gdzie, kiedy, dlaczego, ile,
+        mnie, mi, ty, on, ona, my, wy, oni, moja, mój, moje, twój, jego, jej, ich, tak, też,
+        bardzo, już, tylko, jeszcze, można, być, był, była, są, mam, ma, cześć, dziękuję,
+        proszę, dzień, dobry, napisz, jaką, czym, każdym, każdej, wszystkie, wszystkich
+        """
+    ),
+    # Hindi in Latin letters ("Hinglish"), common in chat and support tickets.
+    "hi": _terms(
+        """
+        hai, hain, kya, kaise, kaisa, kyun, kyon, mein, ko, ke, ka, ki, se, aur, nahi, nahin,
+        bhi, toh, hum, tum, aap, mera, meri, mere, tera, apna,
+        yeh, ye, woh, wo, kuch, koi, bahut, accha, acha, achha, theek, thik, bhai, yaar,
+        batao, bataiye, karo, karte, karna, kar, raha, rahi, rahe, gaya, gayi, hoon, hu,
+        kab, kahan, kitna, kitne, sakta, sakte, chahiye, hisaab, dijiye, samjhao
         """
     ),
     "nl": _terms(
@@ -194,7 +255,12 @@ LANGUAGE_NAMES: tuple[str, ...] = _terms(
     bahasa, malay, tagalog, filipino, arabic, hindi, urdu, bengali, tamil, spanish,
     portuguese, french, german, italian, dutch, russian, turkish, persian, farsi, hebrew,
     greek, polish, swahili, burmese, khmer, lao, ukrainian, czech, swedish, norwegian,
-    danish, finnish, romanian, hungarian
+    danish, finnish, romanian, hungarian, yoruba, hausa, amharic, igbo, zulu, xhosa,
+    somali, oromo, tigrinya, twi, wolof, kinyarwanda, punjabi, gujarati, marathi, telugu,
+    kannada, malayalam, sinhala, nepali, pashto, kurdish, uzbek, kazakh, mongolian, tibetan,
+    serbian, croatian, bulgarian, slovak, slovenian, lithuanian, latvian, estonian,
+    icelandic, irish, welsh, catalan, basque, galician, cebuano, javanese, sundanese, hmong,
+    kiswahili
     """
 )
 
@@ -215,13 +281,27 @@ TECH_TERMS: tuple[str, ...] = _terms(
     dom, async, await, goroutine, goroutines, mutex, pull request, time complexity, big-o,
     quicksort, binary search, linked list, hash map, recursion, recursive, i18n,
     react-i18next, vscode, jupyter, matplotlib, excel formula, vba, dockerfile, makefile,
-    localstorage, spreadsheet formula
+    localstorage, spreadsheet formula, cypher, neo4j, bigquery, matlab, spark, pyspark,
+    xpath, jq, symfony, flexbox, css grid, ubuntu, debian, venv, virtualenv, conda, pm2,
+    helm, bicep, promql, kql, solidity, eslint, prettier, uvicorn, gunicorn, next.js, nuxt,
+    tailwind, hibernate, retrofit, recyclerview, usestate, useeffect, react native, vba,
+    std::move, try/catch, composable, cli, sdk, json schema, websocket, cors, nosql,
+    elasticsearch, kafka, rabbitmq, dynamodb, mariadb, cassandra, grafana, prometheus,
+    jenkins, gradle, maven, cmake, gcc, clang, llvm, typescript, svelte, objective-c,
+    xcode, android studio, godot, wordpress plugin, shopify liquid, excel vba,
+    sheets formula, power query, dax, airflow, dbt, tomcat, systemd, journalctl, wsl,
+    homebrew, aws lambda, s3, ec2, cloudformation, cdk, firebase, supabase, prisma, sequelize,
+    sqlalchemy, orm, graphql, grpc, protobuf, oauth2, openapi, swagger, postman, cypress,
+    playwright, puppeteer, storybook, vitest, mocha, rspec, phpunit, serverless, microservices,
+    memcached, varnish, haproxy, traefik, envoy, istio, consul, etcd, zookeeper, nats,
+    pulsar, clickhouse, timescaledb, influxdb, couchdb, firestore, cockroachdb, spanner,
+    redshift, databricks, kinesis, sqs, pubsub, celery, sidekiq, nestjs, remix, astro
     """
 )
 # Case-sensitive technology names that are ordinary English words in lower case.
 TECH_TERMS_CASED: tuple[str, ...] = _terms(
     """
-    Go, Rust, Swift, C, R, Node, Spring
+    Go, Rust, Swift, C, R, Node, Spring, Spark, Excel, MATLAB
     """
 )
 # Things a programmer produces or inspects.
@@ -234,7 +314,12 @@ CODE_ARTEFACTS: tuple[str, ...] = _terms(
     workflow, dockerfile, yaml, config, controller, stored procedure, schema, migration,
     repository, repo, library, compile, compiler, syntax, debug, debugging, refactor, type
     hints, docstring, lint, linter, deployment, container, interface, commit, memory leak,
-    merge conflict, list comprehension
+    merge conflict, list comprehension, commits, rebase, cherry-pick, pods, namespaces,
+    dockerfile, docker image, constructor, move constructor, destructor, data frame,
+    dataframe, composable, one-liner, log file, middleware, props, state management, null
+    safety, virtual environment, environment variables, env var, crontab, service worker,
+    websocket connection, http request, status code, endpoint, payload, json file, csv file,
+    tests, end-to-end tests, e2e tests, integration tests, test suite, fixture, fixtures, mock
     """
 )
 # Verbs that turn an artefact into a deliverable ("write a function", "fix this script").
@@ -277,7 +362,18 @@ FOREIGN_CODE_WORDS: tuple[str, ...] = _terms(
     कोड, फ़ंक्शन, फंक्शन, पायथन, बग,
     单例, 设计模式, 設計模式, 数据结构,
     データベース, 데이터베이스, ฐานข้อมูล, قاعدة بيانات, डेटाबेस,
-    код, функци, скрипт
+    код, функци, скрипт,
+    组件, 查询语句, 报错, 部署, 容器里, 命令行, 数据库表, 索引, 前端, 接口文档,
+    シェル, マイグレーション, コミット, クエリ, コマンド, カラム, リネーム, マクロ,
+    쿼리, 명령어, 수식, 에러, 컴포넌트, 설정 파일, 리눅스, 엑셀, 도커, 커밋, 브랜치,
+    คำสั่ง git, สูตร excel, โฟลเดอร์, ไฟล์,
+    استعلام, تعبير نمطي, تعبيرا نمطيا, صلاحيات ملف, جافاسكربت, لينكس,
+    کوئری, تابع پایتون, پایتون, جاوااسکریپت, لینوکس, لاراول, کد,
+    कमांड, स्क्रिप्ट, लिनक्स, जावास्क्रिप्ट, फ़ोल्डर,
+    ফাংশন, কোয়েরি, কমান্ড, জাভাস্ক্রিপ্ট, পাইথন, লিনাক্স, ডিকশনারি, অ্যারে,
+    பைத்தான், பைதான், பட்டியல், கோப்பு,
+    ፓይተን, ፋይል,
+    регулярн, sql-запрос, sql-запит, функці, скрипт, регулярний вираз
     """
 )
 # The same in Latin-script languages (word-bounded): ms/id, es, pt, fr, vi, de.
@@ -288,7 +384,14 @@ FOREIGN_CODE_WORDS_LATIN: tuple[str, ...] = _terms(
     programación, depurar, função, programação, fonction, requête, programmation, hàm, đoạn
     code, mã nguồn, lập trình, funktion, quellcode, fehlermeldung, programmieren, bucle,
     pangkalan data, basis data, base de datos, banco de dados, base de données,
-    cơ sở dữ liệu, vòng lặp, perulangan
+    cơ sở dữ liệu, vòng lặp, perulangan, regulären ausdruck, regulärer ausdruck, abfrage,
+    sql-abfrage, befehl, skript, expression régulière, commande, fichier, fichiers,
+    dossier, requête, fórmula, consulta, expresión regular, expressão regular, espressione
+    regolare, funzione, funkcję, funkcja, zapytanie, wyrażenie regularne, skrypt,
+    polecenie, düzenli ifade, fonksiyon, sorgu, sorgusu, komut, betik, dosya, dosyaları,
+    câu lệnh, biểu thức chính quy, perintah, kueri, berkas, folder, fail, arahan, skrip,
+    talaksan, utos, amri, faili, faili zote, fayil, fayiloli, fayilolin, umarni, fáìlì,
+    àṣìṣe, kuskure, hitilafu
     """
 )
 # "Program" words: weaker, since "程序" is also "procedure" and "โปรแกรม" a TV programme.
@@ -300,7 +403,10 @@ WEAK_FOREIGN_CODE_WORDS: tuple[str, ...] = _terms(
 # Programming-language names as written in other scripts.
 FOREIGN_TECH_WORDS: tuple[str, ...] = _terms(
     """
-    파이썬, パイソン, بايثون, ไพธอน, पायथन
+    파이썬, パイソン, بايثون, ไพธอน, पायथन, 자바스크립트, 리눅스, 스프링, 엑셀, 도커,
+    파이썬으로, 자바, 코틀린, 안드로이드, リナックス, ドッカー, питон, пайтон, джава,
+    পাইথন, জাভাস্ক্রিপ্ট, লিনাক্স, پایتون, لاراول, جاوااسکریپت, لینوکس, لينكس, جافاسكربت,
+    जावास्क्रिप्ट, लिनक्स, பைத்தான், ፓይተን, 파이썬에서
     """
 )
 
@@ -363,5 +469,87 @@ NUMBER_WORDS: frozenset[str] = _termset(
     """
     two, three, four, five, six, seven, eight, nine, ten, eleven, twelve, twenty, thirty,
     hundred, thousand, twice, half, double, triple
+    """
+)
+
+
+# --- Choices between technologies ("Flutter or React Native for our app?") -------------
+# A prompt that asks to pick between options for a project is a decision, not a code
+# request, even when it names technologies. "or"/"versus" in many languages, matched as
+# whole words in Latin scripts and as substrings elsewhere.
+CHOICE_WORDS_LATIN: tuple[str, ...] = _terms(
+    """
+    or, vs, versus, oder, ou, o, czy, veya, yoksa, atau, hay, hoặc, au, ko, tàbí, ama
+    """
+)
+CHOICE_WORDS_NOSPACE: tuple[str, ...] = _terms(
+    """
+    还是, 還是, 或者, 哪个, 哪個, どちら, それとも, どっち, 아니면, 또는, 어느, หรือ, أم, أو,
+    یا, या, নাকি, அல்லது, ወይስ, ወይም, или, чи, або, czy
+    """
+)
+# Words of a team or project deciding: "our", "team", "startup" in many languages.
+PROJECT_WORDS_LATIN: tuple[str, ...] = _terms(
+    """
+    we, our, us, team, teams, startup, company, business, project, product, app, apps, site,
+    sites, website, service, services, system, platform, mobile, api, apis, budget,
+    developers, engineers, clients, customers, users,
+    traffic, wir, unser, unsere, unseren, firma, projekt, unternehmen, entwickler, nous,
+    notre, nos, équipe, entreprise, projet, société, nuestra, nuestro, nosotros, equipo,
+    empresa, proyecto, nossa, nosso, equipe, projeto, loja, nostro, nostra, azienda,
+    progetto, squadra, gestionale, nasz, nasza, firmy, zespół, sklep, ekip, şirket, proje,
+    kami, kita, tim, perusahaan, proyek, toko, bisnis, syarikat, kedai, negosyo,
+    kumpanya, proyekto, nhóm, dự án, doanh nghiệp, biashara, kampuni, timu, mradi,
+    kasuwanci, kamfani, òwò
+    """
+)
+PROJECT_WORDS_NOSPACE: tuple[str, ...] = _terms(
+    """
+    我们, 我們, 团队, 團隊, 公司, 项目, 項目, 系统, 系統, 创业, 創業, チーム, 会社,
+    プロジェクト, サービス, 私たち, 팀, 회사, 프로젝트, 서비스, 스타트업, 우리, наш, команд,
+    компани, проект, стартап, бізнес, บริษัท, ทีม, ธุรกิจ, โปรเจกต์, شركت, فريق, مشروع,
+    الناشئة, شرکت, فروشگاه, تیم, پروژه, کسب, कंपनी, स्टार्टअप, टीम, प्रोजेक्ट, बिज़नेस,
+    ব্যবসা, কোম্পানি, টিম, வணிக, நிறுவன, குழு, ንግድ, ድርጅት, công ty
+    """
+)
+
+# Nouns that make a technology name a deliverable when they follow it ("jq filter",
+# "Excel formula", "crontab entry", "kubectl command"); alone they are ordinary words.
+TECH_ARTEFACT_NOUNS: frozenset[str] = _termset(
+    """
+    query, queries, formula, formulas, filter, expression, entry, command, commands,
+    macro, script, snippet, one-liner, composable, component, hook, template, module,
+    function, pipeline, workflow, config, manifest, regex, selector, rule, rules
+    """
+)
+# Words that ask for a decision ("better", "should", "worth") in many languages.
+DECISION_WORDS_LATIN: tuple[str, ...] = _terms(
+    """
+    should, better, worth, which, choose, pick, recommend, prefer, rather, instead, smarter,
+    cheaper, besser, lohnt, sollen, sollten, soll, empfehlen, welche, welches, mieux, vaut,
+    faut-il, choisir, conseilles, recommandes, mejor, conviene, debería, deberíamos, elegir,
+    recomiendas, melhor, vale, devo, devemos, escolher, compensa, meglio, dovrei, dovremmo,
+    scegliere, lepszy, lepsza, lepiej, warto, wybrać, iyi, seçmeli, mantıklı, lebih baik,
+    sebaiknya, pilih, patutkah, mending, mas mabuti, nên, tốt hơn, bora, fi kyau, dára
+    """
+)
+DECISION_WORDS_NOSPACE: tuple[str, ...] = _terms(
+    """
+    应该, 應該, 更好, 值得, 划算, 选哪, 選哪, 该选, 該選, すべき, べき, いいですか, 나을까,
+    좋을까, 나은, 해야, ดีกว่า, ควร, الأفضل, أفضل, بهتر, बेहतर, ठीक रहेगा, ভালো, উচিত, சிறந்த,
+    வேண்டுமா, ይሻላል, лучше, стоит, выбрать, краще, варто
+    """
+)
+# English words a code question written in another language keeps in English
+# ("Laravel ขึ้น error 419", "nikirun migrate", "git clone করার সময়").
+FOREIGN_CONTEXT_TECH_WORDS: frozenset[str] = _termset(
+    """
+    error, errors, bug, debug, deploy, commit, branch, merge, push, pull request, logs,
+    log, pod, pods, container, containers, script, function, query, migrate, migration,
+    install, setup, config, validation, form, submit, reload, api, server, database,
+    frontend, backend, component, props, state, middleware, framework, library, package,
+    module, class, object, array, string, loop, variable, endpoint, repository, repo, build,
+    compile, runtime, crash, timeout, request, response, json, yaml, csv, clone, docker,
+    authentication, token, cache, localhost, port, terminal, console, shell, command
     """
 )

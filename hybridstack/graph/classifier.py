@@ -27,23 +27,29 @@ benchmarks/bench_classifier.py); input beyond ``max_chars`` is not analysed.
 
 from __future__ import annotations
 
+import logging
 import re
 from bisect import bisect_right
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from itertools import pairwise
-from typing import NamedTuple, TypeAlias
+from typing import Literal, NamedTuple, TypeAlias
 
-from hybridstack.graph import _classifier_data as _d
+# Relative on purpose: this module and its data move together (no other hybridstack import).
+from . import _classifier_data as _d
 
 __all__ = [
     "SKILLS",
+    "CascadeStats",
     "Classification",
     "LLMSkillClassifier",
     "Skill",
     "SkillClassifier",
+    "SkillGuess",
     "classify",
     "classify_skill",
     "detect_language",
+    "guess_skill",
     "is_mostly_english",
 ]
 
@@ -54,11 +60,45 @@ SKILLS: tuple[Skill, ...] = ("code", "multilingual", "reasoning", "general")
 
 
 class Classification(NamedTuple):
-    """Result of classifying one prompt."""
+    """Result of classifying one prompt: a plain 3-tuple, kept for callers that unpack it.
+
+    :class:`SkillGuess` carries the same and more (language, who answered).
+    """
 
     skill: Skill
     confidence: float  # 0..1; how sure the rules are, not a calibrated probability
     reasons: tuple[str, ...]  # human-readable cues, e.g. "code fence", "script: Thai 82%"
+
+
+GuessSource: TypeAlias = Literal["rules", "llm"]
+
+
+@dataclass(frozen=True, slots=True)
+class SkillGuess:
+    """A skill for one prompt, how sure the classifier is, and why.
+
+    Attributes:
+        skill: one of :data:`SKILLS`.
+        confidence: 0..1, how sure the deciding stage is (not a calibrated probability).
+            :class:`LLMSkillClassifier` consults its model only below its threshold.
+        language: the prompt's main human language (ISO 639-1-ish, ``"und"`` if none),
+            code and quoted text ignored; see :func:`detect_language`.
+        reasons: the cues that decided, in plain words ("code fence", "script: Thai 82%").
+        source: ``"rules"`` (the offline classifier) or ``"llm"`` (a cascade's model).
+        llm_error: set when a cascade consulted its model and that failed (timeout, error,
+            unparseable reply); the guess is then the offline one, and this says why.
+    """
+
+    skill: Skill
+    confidence: float
+    language: str
+    reasons: tuple[str, ...]
+    source: GuessSource = "rules"
+    llm_error: str | None = None
+
+    def as_classification(self) -> Classification:
+        """The ``(skill, confidence, reasons)`` tuple older callers unpack."""
+        return Classification(self.skill, self.confidence, self.reasons)
 
 
 # --------------------------------------------------------------------------------------
@@ -98,8 +138,13 @@ _LATIN_RUN = re.compile(r"[A-Za-z\u00c0-\u024f\u1e00-\u1eff]+")
 # Any letter outside Basic Latin/Latin-1/Latin Extended/Latin Extended Additional.
 _NON_LATIN_LETTER = re.compile(r"[^\W\d_A-Za-z\u00c0-\u024f\u1e00-\u1eff]")
 _TOKEN = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
-# Vietnamese-only letters: ă â đ ê ô ơ ư plus the tone-marked block U+1EA0..U+1EF9.
-_VI_LETTER = re.compile(r"[ăâđêôơưĂÂĐÊÔƠƯ\u1ea0-\u1ef9]")
+# Vietnamese-only letters: ă â đ ê ô ơ ư plus the tone-marked block U+1EA0..U+1EF9, less
+# ẹ and ọ (U+1EB8/9, U+1ECC/D), which Yoruba writes too.
+_VI_LETTER = re.compile(r"[ăâđêôơưĂÂĐÊÔƠƯ\u1ea0-\u1eb7\u1eba-\u1ecb\u1ece-\u1ef9]")
+# Yoruba: ẹ ọ ṣ (and a combining dot below); Hausa: the hooked letters ɓ ɗ ƙ ƴ.
+_YO_MARK = re.compile(r"[ẹọṣẸỌṢ\u0323]")
+_HA_MARK = re.compile(r"[ɓɗƙƴƁƊƘƳ]")
+_PL_MARK = re.compile(r"[ąęłńśźżĄĘŁŃŚŹŻ]")
 _ES_MARK = re.compile(r"[ñ¿¡]")
 _PT_MARK = re.compile(r"[ãõ]")
 _DE_MARK = re.compile(r"[ßäöü]")
@@ -137,6 +182,22 @@ def _strip_code(text: str) -> str:
     return _INLINE_CODE.sub(" ", _FENCED.sub(" ", text))
 
 
+# Tool output and quoted strings are usually English whatever the asker writes in
+# ("Tatizo ni nini? ... inasema "no such table""), so they do not count as prose.
+_ERROR_TEXT = re.compile(r"\b(?:[A-Z]\w*(?:Error|Exception)|[Ff]atal error|[Ee]rror)\b:[^\n]*")
+_DOUBLE_QUOTED = re.compile(r"\"[^\"\n]{1,300}\"|“[^”\n]{1,300}”|«[^»\n]{1,300}»")
+
+
+def _prose_of(text: str) -> str:
+    prose = _strip_code(text)
+    if ":" in prose or '"' in prose or "“" in prose or "«" in prose:
+        stripped = _DOUBLE_QUOTED.sub(" ", _ERROR_TEXT.sub(" ", prose))
+        # A prompt that is all quote ("\"Hola\"") keeps it: it is the only evidence.
+        if any(c.isalpha() for c in stripped):
+            return stripped
+    return prose
+
+
 def _script_counts(text: str) -> dict[tuple[str, str], float]:
     counts: dict[tuple[str, str], float] = {}
     for ch in _NON_LATIN_LETTER.findall(text):
@@ -166,6 +227,9 @@ def _latin_scores(text: str) -> dict[str, float]:
             (_DE_MARK, "de", 1.0),
             (_TR_MARK, "tr", 1.5),
             (_FR_MARK, "fr", 0.5),
+            (_YO_MARK, "yo", 1.5),
+            (_HA_MARK, "ha", 2.0),
+            (_PL_MARK, "pl", 1.0),
         ):
             k = len(pat.findall(text))
             if k:
@@ -190,7 +254,7 @@ def _malay_or_indonesian(text: str) -> str:
 
 
 def _language_stats(text: str, english_threshold: float = 0.5) -> _LangStats:
-    prose = _strip_code(text)
+    prose = _prose_of(text)
     latin = sum(map(len, _LATIN_RUN.findall(prose)))
     scripts = {} if prose.isascii() else _script_counts(prose)
     non_latin = sum(scripts.values())
@@ -227,7 +291,13 @@ def _language_stats(text: str, english_threshold: float = 0.5) -> _LangStats:
     )
     evidence = en_hits + best
     en_share = en_hits / evidence if evidence else 1.0
-    if best_lang != "en" and best >= 1.5 and en_share < english_threshold:
+    # Short prompts carry few function words: with no English one at all, a single word of
+    # another language decides ("Menene babban birnin Najeriya?").
+    if (
+        best_lang != "en"
+        and (best >= 1.5 or (en_hits == 0 and best >= 1.0))
+        and (en_share < english_threshold)
+    ):
         if best_lang in ("id", "ms"):
             best_lang = _malay_or_indonesian(prose)
         reason = f"stop words: {best_lang} {round(100 * (1 - en_share))}%"
@@ -501,7 +571,31 @@ def _grams(low: str) -> tuple[list[str], set[str]]:
     toks = [t for t in (t.strip(".-/") for t in _GRAM_TOKEN.findall(low)) if t]
     grams = set(toks)
     grams.update(f"{a} {b}" for a, b in pairwise(toks))
+    # "Docker-Container", "SQL-Abfrage": the parts count as well as the compound.
+    for tok in toks:
+        if "-" in tok:
+            grams.update(p for p in tok.split("-") if p)
     return toks, grams
+
+
+def _inflected_tech(toks: list[str]) -> set[str]:
+    # Inflecting languages decline borrowed names: "w Pythonie", "w bashu", "на Pythonе".
+    found: set[str] = set()
+    for tok in toks:
+        if len(tok) >= 5 and tok not in _TECH_SET:
+            for k in (1, 2, 3):
+                stem = tok[:-k]
+                if len(stem) >= 4 and stem in _TECH_SET:
+                    found.add(stem)
+                    break
+    return found
+
+
+# Cased names that are safe to take anywhere inside non-English prose ("En Excel, ¿qué
+# fórmula...?"); single letters (C, R) are not.
+_TECH_CASED_ANYWHERE = re.compile(
+    rf"(?<![A-Za-z])(?:{_alternation(w for w in _d.TECH_TERMS_CASED if len(w) > 1)})(?![A-Za-z+#])"
+)
 
 
 def _tech_frame(toks: list[str]) -> bool:
@@ -560,6 +654,43 @@ class _CodeEvidence(NamedTuple):
     score: float
     hard: float
     reasons: tuple[str, ...]
+    #: An intent verb with a code artefact ("write a function", "fix this script").
+    requested: bool = False
+    #: How many technologies the prompt names.
+    techs: int = 0
+
+
+_FOREIGN_CONTEXT_SET = _d.FOREIGN_CONTEXT_TECH_WORDS
+_TECH_ARTEFACT_SET = _d.TECH_ARTEFACT_NOUNS
+_TECH_CASED_SET = frozenset(_d.TECH_TERMS_CASED)
+# "How do I ... in pandas?", "what's the idiomatic way to ... in Go": a how-to about a tool.
+_HOW_TO = re.compile(
+    r"\bhow (?:do|can|could|would|should) (?:i|we|you)\b|\bhow to\b|"
+    r"\bwhat(?:'s| is) the (?:best|idiomatic|right|correct|fastest|cleanest|easiest) way\b|"
+    r"\bwhy (?:does|do|is|isn't|doesn't|won't|can't) (?:my|the|this|it)\b",
+    _LC,
+)
+# "Python: flatten a nested list?", "SQL: average salary for each department".
+_TOOL_PREFIX = re.compile(r"^\W*([A-Za-z][\w.+#/-]*(?: [A-Za-z][\w.+#/-]*)?)\s*:")
+
+
+def _tool_prefix(text: str) -> bool:
+    m = _TOOL_PREFIX.match(text)
+    if m is None:
+        return False
+    name = m.group(1)
+    return name in _TECH_CASED_SET or name.lower() in _TECH_SET
+
+
+def _tool_artefact(toks: list[str]) -> bool:
+    # A technology immediately followed by what is made with it: "jq filter", "Excel formula".
+    for a, b in pairwise(toks):
+        if b in _TECH_ARTEFACT_SET and (a in _TECH_SET or a in _TECH_LOWER_CASED):
+            return True
+    return False
+
+
+_TECH_LOWER_CASED = frozenset(w.lower() for w in ("spark", "excel", "matlab", "crontab"))
 
 
 def _code_evidence(
@@ -594,14 +725,33 @@ def _code_evidence(
     ascii_only = low.isascii()  # the non-Latin vocabularies cannot match pure ASCII
     if not ascii_only:
         tech |= set(_FOREIGN_TECH_RE.findall(low))
-    # A programming-language name inside Chinese or Spanish prose is rarely incidental
-    # ("用 Java 写…", "un bucle en Python"), whereas English uses them casually.
-    per_tech = 1.5 if foreign_prose else 0.75
+    if foreign_prose:
+        tech |= _inflected_tech(toks) | set(_TECH_CASED_ANYWHERE.findall(text))
+        # "jest" is Polish for "is", not the test runner.
+        tech = {t for t in tech if t not in _STOP_WEIGHT or "en" in dict(_STOP_WEIGHT[t])}
+    # A programming tool named inside Chinese or Swahili prose is rarely incidental
+    # ("用 Java 写…", "nikirun migrate"): its asker wants help with it. English uses
+    # technology names casually ("What is Rust used for?"), so there it takes more.
+    per_tech = 2.0 if foreign_prose else 0.75
     tech_score = min(2.0, per_tech * len(tech))
     if tech:
         reasons.append("tech: " + ", ".join(sorted(tech)[:3]))
         if _tech_frame(toks):
             tech_score += 0.75
+        if not foreign_prose and _HOW_TO.search(low):
+            tech_score += 1.0
+            reasons.append("how-to about a tool")
+    if _tool_prefix(text):
+        tech_score += 1.5
+        reasons.append("tool prefix")
+    elif _tool_artefact(toks):
+        tech_score += 1.25
+        reasons.append("tool artefact")
+    if foreign_prose:
+        kept = grams & _FOREIGN_CONTEXT_SET
+        if kept:
+            tech_score += min(2.0, 1.0 * len(kept))
+            reasons.append("English tech words: " + ", ".join(sorted(kept)[:3]))
     if _CODE_ASK_RE.search(low):
         hard += 1.5
         reasons.append("regex/SQL/shell ask")
@@ -617,7 +767,10 @@ def _code_evidence(
     if extra is not None and extra.search(low):
         hard += _CUSTOM_WEIGHT
         reasons.append("custom code keyword")
-    art_score = min(2.0, 1.0 * len(artefacts)) + min(3.0, 1.5 * len(foreign))
+    # A word for "function" or "regular expression" in another language is as telling as a
+    # tool's name there.
+    per_foreign = 2.0 if foreign_prose else 1.5
+    art_score = min(2.0, 1.0 * len(artefacts)) + min(3.0, per_foreign * len(foreign))
     if not ascii_only and _WEAK_FOREIGN_CODE_RE.search(low):
         art_score += 0.75
     if artefacts:
@@ -626,6 +779,7 @@ def _code_evidence(
         reasons.append("code words: " + ", ".join(sorted(foreign)[:3]))
 
     intent = 0.0
+    requested = False
     if (
         not grams.isdisjoint(_INTENT_SET)
         or (not ascii_only and _FOREIGN_INTENT_RE.search(low))
@@ -633,11 +787,52 @@ def _code_evidence(
     ):
         if artefacts or foreign:
             intent = 1.5
+            requested = True
             reasons.append("code request")
         elif tech:
             intent = 0.5
     score = hard + soft + tech_score + art_score + intent
-    return _CodeEvidence(score, hard, tuple(reasons))
+    return _CodeEvidence(score, hard, tuple(reasons), requested, len(tech))
+
+
+def _latin_set(words: Iterable[str]) -> frozenset[str]:
+    return frozenset(w.lower() for w in words)
+
+
+_CHOICE_LATIN = _latin_set(_d.CHOICE_WORDS_LATIN)
+_CHOICE_NOSPACE = _unbounded(_d.CHOICE_WORDS_NOSPACE)
+_PROJECT_LATIN = _latin_set(_d.PROJECT_WORDS_LATIN)
+_PROJECT_NOSPACE = _unbounded(_d.PROJECT_WORDS_NOSPACE)
+_DECISION_LATIN = _latin_set(_d.DECISION_WORDS_LATIN)
+_DECISION_NOSPACE = _unbounded(_d.DECISION_WORDS_NOSPACE)
+
+
+def _choice_for_project(low: str, grams: set[str], techs: int, foreign_prose: bool) -> bool:
+    """A team choosing between options: "Flutter oder React Native für unsere App?".
+
+    Needs an "or" word and a project word (we, team, startup, app ...), plus either a
+    decision word (should, better, worth ...) or two named technologies. Such a prompt asks
+    for a decision, not for code, even though it names technologies. Outside English an
+    "or" with a decision word is enough ("iPhoneとAndroidのどちらがいいですか"): the label is
+    ``multilingual`` either way, so only a code question must not be caught.
+    """
+    if not _has_words(low, grams, _CHOICE_LATIN, _CHOICE_NOSPACE):
+        return False
+    decision = _has_words(low, grams, _DECISION_LATIN, _DECISION_NOSPACE)
+    if foreign_prose and decision:
+        return True
+    return _is_about_a_project(low, grams) and (decision or techs >= 2)
+
+
+def _has_words(low: str, grams: set[str], latin: frozenset[str], nospace: re.Pattern[str]) -> bool:
+    """Any of ``latin`` as a token or bigram, or of ``nospace`` as a substring."""
+    if not grams.isdisjoint(latin):
+        return True
+    return not low.isascii() and nospace.search(low) is not None
+
+
+def _is_about_a_project(low: str, grams: set[str]) -> bool:
+    return _has_words(low, grams, _PROJECT_LATIN, _PROJECT_NOSPACE)
 
 
 # --------------------------------------------------------------------------------------
@@ -655,8 +850,13 @@ _TRANSLATE_EN = re.compile(
     rf"|\bwhat(?:'s| does| do| is) ['\"“‘].{{1,80}}['\"”’] in (?:{_LANGS})\b"
     rf"|\bthe (?:{_NON_EN_LANGS}) for\b"
     rf"|\bmean(?:s|ing)? in (?:{_LANGS})\b"
-    rf"|\b(?:render\w*|put|say|write|rewrite|convert|turn|reply|respond|answer)\b[^.?!]{{0,80}}"
-    rf"\b(?:in|into) (?:{_NON_EN_LANGS})\b",
+    rf"|\b(?:render\w*|put|say|write|rewrite|convert|turn|reply|respond|answer|draft|compose|"
+    rf"explain|describe|summari[sz]e|tell|give)\b[^.?!]{{0,80}}"
+    rf"\b(?:in|into) (?:[\w-]+ ){{0,2}}(?:{_NON_EN_LANGS})\b"
+    # "..., into Brazilian Portuguese:" - "into" a language is a translation on its own.
+    rf"|\binto (?:[\w-]+ ){{0,2}}(?:{_NON_EN_LANGS})\b"
+    # Quoted words asked about in a language: "'tu' and 'vous' in French".
+    rf"|['\"“‘][^'\"”’\n]{{1,40}}['\"”’][^.?!\n]{{0,80}}\bin (?:{_NON_EN_LANGS})\b",
     _LC,
 )
 # Every alternative above contains "translat", "locali" or a language name.
@@ -704,12 +904,73 @@ _QUANTITY_Q = re.compile(
     r"\bwhich \w+ (?:are|is|will|would|does|do)\b",
     _LC,
 )
+_LONG_PROMPT_WORDS = 15
+_PREMISE_WORDS = re.compile(r"\b(?:if|each|every|per|with|given|total)\b", _LC)
 _REASONING_CUES: tuple[_Cue, ...] = (
     _Cue(
-        re.compile(r"(?:^|[.!?:]\s+|,\s*)if\b|\bif\b[^.?!]{3,80},", _LC),
+        re.compile(r"(?:^|[.!?:]\s+|,\s*)if\b|\bif\b[^.?!]{3,80},|\bunless\b", _LC),
         1.0,
         "conditional",
-        ("if",),
+        ("if", "unless"),
+    ),
+    _Cue(
+        re.compile(
+            r"\b(?:prove|proof|show that|demonstrate that|by induction|irrational|"
+            r"divisible by|remainder of|counterexample)\b",
+            _LC,
+        ),
+        2.5,
+        "proof",
+        (
+            "prove",
+            "proof",
+            "show that",
+            "demonstrate",
+            "induction",
+            "irrational",
+            "divisible by",
+            "remainder of",
+            "counterexample",
+        ),
+    ),
+    _Cue(
+        re.compile(
+            r"\bnext (?:number|term|letter|shape)\b|"
+            r"\b(?:number )?(?:pattern|sequence)\b[^.?!]{0,40}\?|"
+            r"\b(?:reasoning|argument|logic) (?:sound|valid|correct)\b|\bdoes it follow\b|"
+            r"\bwhat follows\b",
+            _LC,
+        ),
+        2.0,
+        "pattern/logic question",
+        ("next ", "pattern", "sequence", "sound", "valid", "correct", "follow"),
+    ),
+    _Cue(
+        re.compile(
+            r"\bhow (?:do|can|could|would|will) (?:you|i|we) (?:find|measure|tell|know|determine|"
+            r"figure out|work out|identify|guarantee|make sure)\b|\bweighings?\b|"
+            r"\bwith (?:one|a single|two|three|only one) (?:question|weighing|trip|move)s?\b",
+            _LC,
+        ),
+        1.0,
+        "puzzle",
+        ("how ", "weighing", "with "),
+    ),
+    _Cue(
+        re.compile(
+            r"\bdoes (?:that|this|it) (?:mean|prove|imply|show)\b|\bwhat else (?:could|might)\b|"
+            r"\bcorrelation\b|\bcausation\b|\bconfound\w*\b",
+            _LC,
+        ),
+        1.5,
+        "causal analysis",
+        ("does ", "what else", "correlation", "causation", "confound"),
+    ),
+    _Cue(
+        re.compile(r"\bin total\b|\band why\b|\bexplain why\b|\bfactorial\b", _LC),
+        1.0,
+        "asks for a derivation",
+        ("in total", "and why", "explain why", "factorial"),
     ),
     _Cue(
         re.compile(r"\b(?:given (?:that|our|a|the|we|you|i)|assuming|suppose)\b", _LC),
@@ -731,7 +992,7 @@ _REASONING_CUES: tuple[_Cue, ...] = (
     _Cue(
         re.compile(
             r"\bshould (?:we|i|our|they|a|the|he|she|you|support)\b|"
-            r"\bis it (?:better|worth|wise)\b|"
+            r"\bis it (?:better|worth|wise|smarter|cheaper|faster|safer)\b|"
             r"\bwhich (?:option|one|is (?:better|cheaper|faster|more)|would you|should|class)\b|"
             r"\bbetter (?:deal|option|choice|hire)\b|\bhelp me (?:decide|choose)\b|"
             r"\bhow should\b|\bwhat would you recommend\b|\b(?:decide|decision)\b|"
@@ -953,7 +1214,7 @@ _GENERAL_CUES: tuple[_Cue, ...] = (
             r"\b(?:write|draft|compose|give me|suggest|recommend|create)\b[^.?!]{0,50}\b(?:email|"
             r"e-mail|message|note|letter|post|caption|bio|haiku|poem|story|joke|quote|"
             r"description|reply|reminder|tweet|slogan|names?|ideas|tagline|announcement|toast|"
-            r"card|recipe|podcast|book)\b",
+            r"card|recipe|podcast|book|questions|titles?|tips|list)\b",
             _LC,
         ),
         2.0,
@@ -962,7 +1223,7 @@ _GENERAL_CUES: tuple[_Cue, ...] = (
     ),
     _Cue(
         re.compile(
-            r"\b(?:summari[sz]e|summary|tl;?dr|rewrite|rephrase|paraphrase|proofread|define|"
+            r"\b(?:summari[sz]e|summary|tl;?dr|rewrite|rephrase|paraphrase|proofread|shorten|define|"
             r"definition|tell me (?:a|about)|fun fact|recommend|list (?:the|some)|"
             r"in simple terms)\b",
             _LC,
@@ -974,6 +1235,7 @@ _GENERAL_CUES: tuple[_Cue, ...] = (
             "tl",
             "rewrite",
             "rephrase",
+            "shorten",
             "paraphrase",
             "proofread",
             "defin",
@@ -992,9 +1254,14 @@ def _reasoning_vs_general(
     toks: list[str],
     extra_reasoning: re.Pattern[str] | None,
     extra_general: re.Pattern[str] | None,
+    grams: set[str] | None = None,
+    techs: int = 0,
 ) -> tuple[float, float, list[str], list[str]]:
     r = 0.0
     r_why: list[str] = []
+    if grams is not None and _choice_for_project(low, grams, techs, False):
+        r += 2.0
+        r_why.append("choice between options")
     has_digit = _DIGIT.search(low) is not None
     nums = len(_NUMBER.findall(low)) if has_digit else 0
     nums += sum(1 for tok in toks for part in tok.split("-") if part in _NUMBER_WORDS)
@@ -1004,6 +1271,10 @@ def _reasoning_vs_general(
     if _QUANTITY_Q.search(low):
         r += 1.0 if nums else 0.25
         r_why.append("quantity question")
+        if nums and _PREMISE_WORDS.search(low):
+            # "How many handshakes if 12 people each ...": a count to derive, not look up.
+            r += 1.0
+            r_why.append("quantity from premises")
     if nums and _WORD_PROBLEM.search(low):
         r += 1.0
         r_why.append("word problem")
@@ -1021,6 +1292,9 @@ def _reasoning_vs_general(
         elif _hit(cue, low):
             r += cue.weight
             r_why.append(cue.reason)
+    if "decision" in r_why and grams is not None and _is_about_a_project(low, grams):
+        r += 0.5
+        r_why.append("decision for a team or project")
     if extra_reasoning is not None and extra_reasoning.search(low):
         r += _CUSTOM_WEIGHT
         r_why.append("custom reasoning keyword")
@@ -1118,41 +1392,61 @@ class SkillClassifier:
         return "decision" in r_why and r >= self.reasoning_threshold and r > g
 
     def classify(self, text: str) -> Classification:
+        """Classify one prompt: ``(skill, confidence, reasons)``. See :meth:`guess`."""
+        return self.guess(text).as_classification()
+
+    def guess(self, text: str) -> SkillGuess:
         """Classify one prompt. Pure function of ``text`` and this instance's settings."""
         if not isinstance(text, str):
             raise TypeError(f"text must be str, not {type(text).__name__}")
         text = text[: self.max_chars].strip()
         if not text:
-            return Classification("general", 0.5, ("empty prompt",))
+            return SkillGuess("general", 0.5, "und", ("empty prompt",))
 
         low = text.lower()
         stats = _language_stats(text, self.english_threshold)
+        lang = stats.lang
         toks, grams = _grams(low)
-        foreign_prose = stats.lang not in ("en", "und")
+        foreign_prose = lang not in ("en", "und")
         code = _code_evidence(text, low, toks, grams, self._extra_code, foreign_prose)
-        lang_reason = (f"language: {stats.lang}",)
+        lang_reason = (f"language: {lang}",)
 
-        if code.score >= self.code_threshold and not self._is_decision_about_tech(low, toks, code):
+        # Soft evidence only (names, no syntax, nothing asked to be written) and a choice
+        # for a project: a decision that happens to name technologies.
+        choice = (
+            code.hard == 0
+            and not code.requested
+            and _choice_for_project(low, grams, code.techs, foreign_prose)
+        )
+        if (
+            code.score >= self.code_threshold
+            and not choice
+            and not self._is_decision_about_tech(low, toks, code)
+        ):
             conf = 0.55 + 0.1 * code.score
-            return Classification("code", _clip(conf), code.reasons + lang_reason)
+            return SkillGuess("code", _clip(conf), lang, code.reasons + lang_reason)
 
         if _translate_intent(low, self._extra_translate):
-            return Classification("multilingual", 0.9, ("translate request", *stats.reasons))
-        if stats.lang not in ("en", "und"):
+            return SkillGuess("multilingual", 0.9, lang, ("translate request", *stats.reasons))
+        if foreign_prose:
             conf = 0.5 + 0.5 * (1.0 - stats.english_share)
-            return Classification("multilingual", _clip(conf), stats.reasons + lang_reason)
+            return SkillGuess("multilingual", _clip(conf), lang, stats.reasons + lang_reason)
 
         r, g, r_why, g_why = _reasoning_vs_general(
-            low, toks, self._extra_reasoning, self._extra_general
+            low, toks, self._extra_reasoning, self._extra_general, grams, code.techs
         )
         # Near-miss code evidence makes the prose labels less certain (LLM fallback bait).
         doubt = 0.15 if code.score >= self.code_threshold * 0.6 else 0.0
-        if r >= self.reasoning_threshold and r > g:
+        # A long prompt with no sign of a look-up, a greeting or short writing, and some
+        # sign of inference, is a problem to work through ("If the project must finish by
+        # June 30 and testing takes three weeks ..."): the bar is lower.
+        long_unmarked = g == 0 and len(toks) >= _LONG_PROMPT_WORDS and r >= 1.0
+        if (r >= self.reasoning_threshold or long_unmarked) and r > g:
             conf = 0.5 + 0.08 * (r - g) - doubt
-            return Classification("reasoning", _clip(conf), tuple(r_why))
+            return SkillGuess("reasoning", _clip(conf), lang, tuple(r_why))
         conf = 0.55 + 0.08 * (g - r) + (0.1 if g else 0.0) - doubt
         reasons = tuple(g_why) or ("no code, translation or multi-step cues",)
-        return Classification("general", _clip(conf), reasons)
+        return SkillGuess("general", _clip(conf), lang, reasons)
 
 
 _DEFAULT = SkillClassifier()
@@ -1163,9 +1457,14 @@ def classify(text: str) -> Classification:
     return _DEFAULT.classify(text)
 
 
+def guess_skill(text: str) -> SkillGuess:
+    """The default classifier's :class:`SkillGuess` (skill, confidence, language, reasons)."""
+    return _DEFAULT.guess(text)
+
+
 def classify_skill(text: str) -> Skill:
     """Just the label: ``"code"``, ``"multilingual"``, ``"reasoning"`` or ``"general"``."""
-    return _DEFAULT.classify(text).skill
+    return _DEFAULT.guess(text).skill
 
 
 # --------------------------------------------------------------------------------------
@@ -1173,12 +1472,14 @@ def classify_skill(text: str) -> Skill:
 # --------------------------------------------------------------------------------------
 
 _LLM_PROMPT = """Classify the user's request into exactly one skill label.
-- code: the deliverable is code or is about specific code (write/fix/review/explain code, \
-SQL, regex, shell, stack traces, tests), in any human language.
+- code: the deliverable is code or is about specific code or a programming tool \
+(write/fix/review/explain code, SQL, regex, shell, kubectl, stack traces, tests), in any \
+human language.
 - multilingual: not code, and either a translation/localisation request or written mostly \
-in a language other than English.
+in a language other than English (whatever it asks).
 - reasoning: English, not code, needs several steps of inference (maths word problems, \
-logic, planning, trade-offs, applying a policy to a case).
+proofs, logic puzzles, planning, trade-offs and technology choices, applying a policy to a \
+case).
 - general: English, not code, single-step or casual (facts, greetings, short emails, \
 summaries).
 Answer with the label only.
@@ -1189,20 +1490,37 @@ Request:
 >>>"""
 
 _LABEL_RE = re.compile(r"\b(code|multilingual|reasoning|general)\b", re.IGNORECASE)
+_log = logging.getLogger("hybridstack.classifier")
 
 Ask: TypeAlias = Callable[[str], Awaitable[str]]
 
 
+@dataclass(slots=True)
+class CascadeStats:
+    """What an :class:`LLMSkillClassifier` did: every guess, model call and model failure."""
+
+    guesses: int = 0
+    llm_calls: int = 0
+    llm_failures: int = 0
+
+
 class LLMSkillClassifier:
-    """Deterministic first; asks an LLM only when the rules are unsure.
+    """A cascade: the offline classifier first, a model only when the rules are unsure.
+
+    Plug it into a stack: ``Stack(skill_classifier=LLMSkillClassifier(ask))``. Every prompt
+    is classified offline; only when that confidence is below ``threshold`` is ``ask``
+    awaited. If the model fails (an exception, a timeout, a reply with no label) the
+    offline answer is used, its :attr:`SkillGuess.llm_error` says why, a warning is
+    logged on ``hybridstack.classifier`` and :attr:`stats` counts it.
 
     Args:
         ask: async callable taking a prompt and returning the model's text reply. The
-            caller owns the model, credentials, retries and cost accounting.
-        threshold: consult ``ask`` only when the deterministic confidence is below this.
-        base: the deterministic classifier to use (default settings if omitted).
-        timeout: seconds to wait for ``ask``; on timeout or any error the deterministic
-            result is returned with a reason saying why.
+            caller owns the model, credentials, retries and cost accounting. One built on
+            a stack must pass ``skill=`` to its ``complete`` call, or the stack would
+            classify the classifier's own prompt.
+        threshold: consult ``ask`` only when the offline confidence is below this (0..1).
+        base: the offline classifier to use (default settings if omitted).
+        timeout: seconds to wait for ``ask`` (None: no limit).
         max_prompt_chars: the request is truncated to this many characters in the prompt.
     """
 
@@ -1215,34 +1533,61 @@ class LLMSkillClassifier:
         timeout: float | None = 10.0,
         max_prompt_chars: int = 2000,
     ) -> None:
+        if not callable(ask):
+            raise TypeError(f"ask must be an async callable, not {type(ask).__name__}")
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold must be between 0 and 1, got {threshold}")
+        if timeout is not None and timeout <= 0:
+            raise ValueError(f"timeout must be positive seconds or None, got {timeout}")
         self.ask = ask
         self.threshold = threshold
         self.base = base or _DEFAULT
         self.timeout = timeout
         self.max_prompt_chars = max_prompt_chars
+        self.stats = CascadeStats()
 
-    async def __call__(self, text: str) -> Classification:
-        return await self.classify(text)
+    def offline_guess(self, text: str) -> SkillGuess:
+        """The first stage alone (no model call): what a synchronous caller can use."""
+        return self.base.guess(text)
+
+    async def __call__(self, text: str) -> SkillGuess:
+        return await self.guess(text)
 
     async def classify(self, text: str) -> Classification:
-        det = self.base.classify(text)
+        """Like :meth:`guess`, as the ``(skill, confidence, reasons)`` tuple."""
+        return (await self.guess(text)).as_classification()
+
+    async def guess(self, text: str) -> SkillGuess:
+        det = self.base.guess(text)
+        self.stats.guesses += 1
         if det.confidence >= self.threshold:
             return det
         import asyncio  # deferred: ~40 ms to import and only this optional path needs it
 
+        self.stats.llm_calls += 1
         prompt = _LLM_PROMPT.format(text=text[: self.max_prompt_chars])
         try:
             reply = await asyncio.wait_for(self.ask(prompt), self.timeout)
         except Exception as exc:  # any failure (timeout, network, bug) falls back to rules
-            return det._replace(reasons=(*det.reasons, f"llm failed: {type(exc).__name__}"))
-        m = _LABEL_RE.search(reply or "")
+            return self._fallback(det, f"llm failed: {type(exc).__name__}")
+        m = _LABEL_RE.search(reply if isinstance(reply, str) else "")
         if m is None:
-            return det._replace(reasons=(*det.reasons, "llm reply unparseable"))
+            return self._fallback(det, "llm reply unparseable")
         label = m.group(1).lower()
         if label == det.skill:
-            return Classification(
-                label, _clip(max(det.confidence, 0.85)), (*det.reasons, "llm agrees")
+            return SkillGuess(
+                label,
+                _clip(max(det.confidence, 0.85)),
+                det.language,
+                (*det.reasons, "llm agrees"),
+                source="llm",
             )
-        return Classification(
-            label, 0.75, (f"llm: {label}", f"rules said {det.skill}", *det.reasons)
+        reasons = (f"llm: {label}", f"rules said {det.skill}", *det.reasons)
+        return SkillGuess(label, 0.75, det.language, reasons, source="llm")
+
+    def _fallback(self, det: SkillGuess, why: str) -> SkillGuess:
+        self.stats.llm_failures += 1
+        _log.warning("skill classifier: %s; using the offline answer %r", why, det.skill)
+        return SkillGuess(
+            det.skill, det.confidence, det.language, (*det.reasons, why), llm_error=why
         )

@@ -9,6 +9,12 @@ implementation may override with something faster (the SQLite ledger totals in S
 (``started_at`` becomes tz-aware UTC, so every ledger hands back the same values),
 writes it, then tells the subscribers. A subscriber that raises is logged and skipped;
 it never loses a record nor fails the call that made the attempt.
+
+Two counters say whether the ledger holds everything it was given: :attr:`Ledger.pending`
+(recorded, not yet in storage: a batch, or writes held after a failure) and
+:attr:`Ledger.dropped` (recorded and lost for good: ``_write`` raised, or a bound on
+held attempts was reached). Storage that fails should hold and count, not raise: the
+executor records on its hot path, and a model call must not fail for its bookkeeping.
 """
 
 from __future__ import annotations
@@ -84,6 +90,24 @@ class Ledger(abc.ABC):
     def __init__(self) -> None:
         self._subscribers: tuple[Subscriber, ...] = ()
         self._subscribers_lock = threading.Lock()
+        self._dropped = 0
+        self._dropped_lock = threading.Lock()
+
+    # --- health --------------------------------------------------------------------
+
+    @property
+    def dropped(self) -> int:
+        """Attempts recorded but lost for good (each was logged as an error)."""
+        return self._dropped
+
+    @property
+    def pending(self) -> int:
+        """Attempts recorded but not yet in storage (0 unless the ledger buffers)."""
+        return 0
+
+    def _count_dropped(self, n: int = 1) -> None:
+        with self._dropped_lock:
+            self._dropped += n
 
     # --- writing -------------------------------------------------------------------
 
@@ -93,11 +117,18 @@ class Ledger(abc.ABC):
         The ledger keeps a normalised copy, so a caller may reuse its object. ``owned=True``
         hands the object over instead (the caller built it for the ledger, with
         ``started_at`` in UTC, and will not change it): the executor's hot path.
+
+        An error from ``_write`` means the attempt is lost: it is counted in
+        :attr:`dropped` and propagates (the executor logs it and goes on).
         """
         if not isinstance(attempt, Attempt):
             raise TypeError(f"a ledger records Attempt objects, not {type(attempt).__name__}")
         stored = attempt if owned and attempt.started_at.tzinfo is UTC else normalise(attempt)
-        self._write(stored)
+        try:
+            self._write(stored)
+        except BaseException:
+            self._count_dropped()
+            raise
         for callback in self._subscribers:
             try:
                 callback(stored)
@@ -222,10 +253,12 @@ def check_group_by(by: str | None) -> None:
 
 
 class _Sums:
+    """Running sums of attempts; ``calls`` is counted by the caller (it needs the call ids)."""
+
     __slots__ = (
         "attempts",
         "cached_input_tokens",
-        "call_ids",
+        "calls",
         "cancelled",
         "cost_usd",
         "failed",
@@ -240,7 +273,7 @@ class _Sums:
         self.attempts = self.ok = self.failed = self.cancelled = self.skipped = 0
         self.input_tokens = self.output_tokens = self.cached_input_tokens = 0
         self.cost_usd = self.latency_s = 0.0
-        self.call_ids: set[str] = set()
+        self.calls = 0
 
     def add(self, a: Attempt) -> None:
         self.attempts += 1
@@ -252,12 +285,12 @@ class _Sums:
             self.skipped += 1
         else:
             self.failed += 1
-        self.input_tokens += a.usage.input_tokens
-        self.output_tokens += a.usage.output_tokens
-        self.cached_input_tokens += a.usage.cached_input_tokens
+        usage = a.usage
+        self.input_tokens += usage.input_tokens
+        self.output_tokens += usage.output_tokens
+        self.cached_input_tokens += usage.cached_input_tokens
         self.cost_usd += a.cost_usd
         self.latency_s += a.latency_s
-        self.call_ids.add(a.call_id)
 
     def totals(self) -> Totals:
         return Totals(
@@ -271,26 +304,26 @@ class _Sums:
             cached_input_tokens=self.cached_input_tokens,
             cost_usd=self.cost_usd,
             latency_s=self.latency_s,
-            calls=len(self.call_ids),
+            calls=self.calls,
         )
 
 
 def aggregate(attempts: Iterable[Attempt], by: GroupBy | None = None) -> dict[str, Totals]:
     """Totals of ``attempts``: ``{"all": ...}`` (even when empty) or one per ``by`` value."""
     check_group_by(by)
+    groups: dict[str, tuple[_Sums, set[str]]] = {}
     if by is None:
-        sums = _Sums()
-        for a in attempts:
-            sums.add(a)
-        return {"all": sums.totals()}
-    groups: dict[str, _Sums] = {}
+        groups["all"] = (_Sums(), set())
     for a in attempts:
-        key = getattr(a, by)
+        key = "all" if by is None else getattr(a, by)
         group = groups.get(key)
         if group is None:
-            group = groups[key] = _Sums()
-        group.add(a)
-    return {key: groups[key].totals() for key in sorted(groups)}
+            group = groups[key] = (_Sums(), set())
+        group[0].add(a)
+        group[1].add(a.call_id)
+    for sums, call_ids in groups.values():
+        sums.calls = len(call_ids)
+    return {key: groups[key][0].totals() for key in sorted(groups)}
 
 
 class _RunSums:
@@ -319,17 +352,34 @@ def summarize_runs(attempts: Iterable[Attempt]) -> list[RunSummary]:
         if a.outcome == "ok":
             run.ok_call_ids.add(a.call_id)
         run.started_at = min(run.started_at, a.started_at)
+    return run_summaries(
+        (
+            run_id,
+            run.started_at,
+            run.attempts,
+            len(run.call_ids),
+            run.cost_usd,
+            len(run.ok_call_ids),
+        )
+        for run_id, run in runs.items()
+    )
+
+
+def run_summaries(
+    rows: Iterable[tuple[str, datetime, int, int, float, int]],
+) -> list[RunSummary]:
+    """Summaries from ``(run_id, started_at, attempts, calls, cost_usd, ok_calls)``, in order."""
     summaries = [
         RunSummary(
             run_id=run_id,
-            started_at=run.started_at,
-            attempts=run.attempts,
-            calls=len(run.call_ids),
-            cost_usd=run.cost_usd,
-            ok_calls=len(run.ok_call_ids),
-            failed_calls=len(run.call_ids) - len(run.ok_call_ids),
+            started_at=started_at,
+            attempts=attempts,
+            calls=calls,
+            cost_usd=cost_usd,
+            ok_calls=ok_calls,
+            failed_calls=calls - ok_calls,
         )
-        for run_id, run in runs.items()
+        for run_id, started_at, attempts, calls, cost_usd, ok_calls in rows
     ]
     summaries.sort(key=lambda s: (s.started_at, s.run_id))
     return summaries

@@ -1,9 +1,11 @@
-"""Price one attempt's usage from the catalog, with an optional time-of-day multiplier.
+"""Price one attempt's usage from the catalog: :meth:`Price.cost` adapted to :class:`Usage`.
 
-The arithmetic lives in :meth:`hybridstack.catalog.models.Price.cost`; this module only
-adapts it to :class:`~hybridstack.types.Usage` and adds a hook for hosts whose price
-depends on the hour (DeepSeek has sold off-peak hours at a discount). The catalog does
-not carry such schedules: a caller that knows one passes a multiplier.
+The arithmetic (input-length tiers, time-of-day windows such as DeepSeek's peak hours,
+cache-hit rates) lives in :meth:`hybridstack.catalog.models.Price.cost`, the one cost
+function; this module only adapts it to :class:`~hybridstack.types.Usage`, evaluated at
+the attempt's start ``at``. An extra ``multiplier`` (a number, or a function of ``at``
+such as :func:`time_window_multiplier` builds) scales the result for schedules a
+catalog does not carry, e.g. a negotiated discount.
 """
 
 from __future__ import annotations
@@ -25,14 +27,18 @@ def price_usage(
     at: datetime | None = None,
     multiplier: float | Multiplier | None = None,
 ) -> float:
-    """USD for ``usage`` at ``price``; ``multiplier`` scales it (a number, or a function of ``at``).
+    """USD for ``usage`` at ``price`` for an attempt started ``at``; ``multiplier`` scales it.
+
+    ``at`` selects the price's time-of-day window (None: the dearest one, so a cost
+    without a clock is never under-counted); ``multiplier`` is a number or a function
+    of ``at`` (now when ``at`` is None).
 
     >>> from datetime import date
     >>> p = Price(input_per_mtok=1.0, output_per_mtok=2.0, as_of=date(2025, 1, 1))
     >>> price_usage(p, Usage(input_tokens=1_000_000, output_tokens=500_000))
     2.0
     """
-    cost = price.cost(usage.input_tokens, usage.output_tokens, usage.cached_input_tokens)
+    cost = price.cost(usage.input_tokens, usage.output_tokens, usage.cached_input_tokens, at=at)
     if multiplier is None:
         return cost
     if callable(multiplier):

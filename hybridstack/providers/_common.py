@@ -232,6 +232,26 @@ class LoopBound(Generic[C]):
         last = self._last
         if last is not None and last[0] is loop:
             return last[1]
+        return self._install(loop, None)
+
+    async def prepare(self, build_off_loop: Callable[[], C] | None) -> None:
+        """Build the running loop's client now, with ``build_off_loop`` on a worker
+        thread when given (else with the factory, on the loop)."""
+        loop = asyncio.get_running_loop()
+        last = self._last
+        if (last is not None and last[0] is loop) or build_off_loop is None:
+            self.get()
+            return
+        with self._lock:
+            entry = self._by_loop.get(loop)
+            if entry is not None and not entry.closed:
+                return
+        built = await asyncio.to_thread(build_off_loop)
+        if self._install(loop, built) is not built:
+            await self._closer(built)  # a concurrent first request built one meanwhile
+
+    def _install(self, loop: asyncio.AbstractEventLoop, built: C | None) -> C:
+        """The loop's client: the existing one, else ``built``, else a new one."""
         with self._lock:
             entry = self._by_loop.get(loop)
             if entry is None or entry.closed:
@@ -239,7 +259,7 @@ class LoopBound(Generic[C]):
                 # their clients any more: forget them.
                 for old in [lp for lp in self._by_loop if lp.is_closed()]:
                     del self._by_loop[old]
-                entry = _Entry(self._factory())
+                entry = _Entry(self._factory() if built is None else built)
                 self._by_loop[loop] = entry
                 guard = _close_at_loop_shutdown(self, loop, entry)
                 entry.guard = guard
@@ -295,6 +315,9 @@ class AdapterBase(Provider, Generic[SDK]):
     #: The SDK lets raw httpx / anyio transport errors escape (openai and anthropic do
     #: while a stream is read); dashscope's own aiohttp errors go to ``_translate_sdk``.
     _unwrapped_transport: ClassVar[bool] = True
+    #: The SDK client can be built on a worker thread (httpx clients need no loop;
+    #: aiohttp sessions do, and are cheap to build).
+    _client_off_loop: ClassVar[bool] = True
 
     def __init__(self, deployment: Deployment, *, api_key: str, timeout_s: float | None = None):
         super().__init__(deployment, api_key=api_key, timeout_s=timeout_s)
@@ -327,6 +350,18 @@ class AdapterBase(Provider, Generic[SDK]):
 
     async def _close_client(self, client: SDK) -> None:
         await client.close()
+
+    async def warm_up(self) -> None:
+        await self._clients.prepare(self._primed_client if self._client_off_loop else None)
+
+    def _primed_client(self) -> SDK:
+        client = self._make_client()
+        self._prime(client)
+        return client
+
+    def _prime(self, client: SDK) -> None:
+        """Touch what the SDK imports lazily on a client's first request (its resource
+        classes), so the first request does not import on the event loop."""
 
     async def aclose(self) -> None:
         await self._clients.close_all()

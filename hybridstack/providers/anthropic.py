@@ -80,6 +80,9 @@ class AnthropicProvider(AdapterBase[AsyncAnthropic]):
     protocol = "anthropic"
     _sdk_client = AsyncAnthropic
 
+    def _prime(self, client: AsyncAnthropic) -> None:
+        client.messages  # noqa: B018 - a cached property that imports its module
+
     # --- request --------------------------------------------------------------------
 
     @staticmethod

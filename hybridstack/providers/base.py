@@ -48,6 +48,13 @@ class Provider(abc.ABC):
         self, request: ChatRequest, *, extra_headers: dict[str, str] | None = None
     ) -> AsyncIterator[StreamEvent]: ...
 
+    async def warm_up(self) -> None:  # noqa: B027 - optional hook
+        """Build the SDK client for the running event loop ahead of the first request.
+
+        Adapters build it on a worker thread where the SDK allows, so neither the
+        first request nor the event loop pays for it.
+        """
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release the SDK client's connections."""
 

@@ -111,6 +111,7 @@ class DashScopeProvider(AdapterBase[aiohttp.ClientSession]):
 
     protocol = "dashscope"
     _unwrapped_transport = False
+    _client_off_loop = False
 
     def _make_client(self) -> aiohttp.ClientSession:
         # Our own session per loop (the SDK's shared one is never closed); trust_env as

@@ -82,6 +82,9 @@ class OpenAIProvider(AdapterBase[AsyncOpenAI]):
     protocol = "openai"
     _sdk_client = AsyncOpenAI
 
+    def _prime(self, client: AsyncOpenAI) -> None:
+        client.chat.completions  # noqa: B018 - a cached property that imports its module
+
     # --- request --------------------------------------------------------------------
 
     def _messages(self, request: ChatRequest) -> list[dict[str, Any]]:

@@ -748,7 +748,8 @@ class _Call:
             )
         if budget.max_cost_usd is not None:
             expected = getattr(slot.cand, "expected_cost_usd", 0.0) or 0.0
-            if self.spent + expected > budget.max_cost_usd:
+            # Written so that a NaN cost is refused: NaN > cap would be False.
+            if not self.spent + expected <= budget.max_cost_usd:
                 if hedge:
                     return False
                 raise self.budget_error(
@@ -823,9 +824,25 @@ class _Call:
         slot.gate = admission.state
         slot.block = None
 
-    def provider_for(self, slot: _Slot) -> Any:
+    async def provider_for(self, slot: _Slot) -> Any:
+        """The slot's provider, made ready (SDK imported, client built) off the event loop.
+
+        Runs before the attempt is counted or its deadline context entered: time spent
+        importing an SDK is never an attempt, let alone a provider timeout.
+        """
+        pool = self.ex.providers
+        provider = pool.ready(slot.dep)
+        if provider is not None:
+            return provider
         try:
-            return self.ex.providers.get(slot.dep)
+            if self.deadline is None:
+                provider = await pool.aget(slot.dep)
+            else:
+                # The import goes on in its thread if the deadline cuts this wait short.
+                async with asyncio.timeout_at(self.deadline):
+                    provider = await pool.aget(slot.dep)
+        except TimeoutError:
+            provider = None  # the deadline passed while loading: handled below
         except ConfigurationError as exc:
             # A deployment that cannot be built (no key …) is skipped, never sent.
             self.ex.breakers.release(slot.dep, slot.admission)
@@ -836,6 +853,18 @@ class _Call:
             )
             self.emit("skipped", slot.dep.id, message=why)
             raise _Skipped from exc
+        except BaseException:
+            self.ex.breakers.release(slot.dep, slot.admission)
+            raise
+        if provider is None or self.past_deadline():
+            self.ex.breakers.release(slot.dep, slot.admission)
+            raise self.budget_error(
+                "deadline",
+                f"the {self.budget.deadline_s}s deadline passed while the {slot.dep.protocol} "
+                f"SDK for {slot.dep.id} was loading, before any request was sent "
+                "(`await stack.warm_up()` at start-up loads it ahead)",
+            )
+        return provider
 
     def request_for(self, slot: _Slot) -> tuple[ChatRequest, dict[str, int] | None]:
         """The request to send to ``slot`` and the redaction counts to record with it.
@@ -974,7 +1003,7 @@ class _Call:
 
     async def attempt(self, slot: _Slot, run: _Run | None = None) -> ChatResponse:
         """Send one request; records it; returns the reply or raises its error."""
-        provider = self.provider_for(slot)
+        provider = await self.provider_for(slot)
         index = self.attempts
         self.attempts = index + 1
         retry_index = slot.tries
@@ -1037,7 +1066,7 @@ class _Call:
             raise
         latency = perf_counter() - t0
         usage = response.usage
-        cost = dep.price.cost(usage.input_tokens, usage.output_tokens, usage.cached_input_tokens)
+        cost = _cost(dep, usage, started_at)
         self.spent += cost
         ex = self.ex
         ex.breakers.record_success(dep, admission)
@@ -1181,7 +1210,7 @@ class _Call:
         while True:
             slot = await self.next_slot()
             try:
-                provider = self.provider_for(slot)
+                provider = await self.provider_for(slot)
             except _Skipped:
                 continue
             index = self.attempts
@@ -1264,11 +1293,7 @@ class _Call:
                         response = event.response  # type: ignore[union-attr]
                         latency = perf_counter() - t0
                         final_usage = response.usage
-                        cost = dep.price.cost(
-                            final_usage.input_tokens,
-                            final_usage.output_tokens,
-                            final_usage.cached_input_tokens,
-                        )
+                        cost = _cost(dep, final_usage, started_at)
                         self.spent += cost
                         ex.breakers.record_success(dep, slot.admission)
                         recorded = True
@@ -1289,7 +1314,7 @@ class _Call:
                             usage = event.usage  # type: ignore[union-attr]
                         yield event
             except ProviderError as error:
-                cost = _cost(dep, usage)
+                cost = _cost(dep, usage, started_at)
                 self.spent += cost
                 recorded = True
                 self.record(
@@ -1313,7 +1338,7 @@ class _Call:
                 continue
             except _DeadlineHit:
                 recorded = True
-                cost = _cost(dep, usage)
+                cost = _cost(dep, usage, started_at)
                 self.spent += cost
                 self.record(
                     slot, index, retry_index, started_at, perf_counter() - t0, "cancelled",
@@ -1330,7 +1355,7 @@ class _Call:
                 # The caller stopped reading (GeneratorExit), was cancelled, or an adapter bug.
                 if not recorded:
                     recorded = True
-                    cost = _cost(dep, usage)
+                    cost = _cost(dep, usage, started_at)
                     self.spent += cost
                     unexpected = isinstance(exc, Exception)
                     self.record(
@@ -1352,10 +1377,13 @@ class _Call:
                         logger.debug("closing the stream of %s failed", dep.id, exc_info=True)
 
 
-def _cost(dep: Deployment, usage: Usage | None) -> float:
+def _cost(dep: Deployment, usage: Usage | None, started_at: datetime) -> float:
+    """The attempt's cost: the catalog price's tier and time-of-day window at its start."""
     if usage is None:
         return 0.0
-    return dep.price.cost(usage.input_tokens, usage.output_tokens, usage.cached_input_tokens)
+    return dep.price.cost(
+        usage.input_tokens, usage.output_tokens, usage.cached_input_tokens, at=started_at
+    )
 
 
 def _leaves_home(cand: Any, dep: Deployment, plan: Any, request: ChatRequest) -> bool:

@@ -2,6 +2,8 @@
 
 Clients are expensive to build and hold keep-alive connections, so the executor asks
 the pool for a deployment's provider on every attempt and the pool creates it once.
+The first time, :meth:`ProviderPool.aget` imports the protocol's SDK and builds the
+client on worker threads, so a cold start never stalls the event loop.
 ``aclose()`` releases every client (call it before the event loop goes away: SDK
 clients are bound to the loop they first ran on).
 """
@@ -77,16 +79,51 @@ class ProviderPool:
         return create_provider(deployment, api_key=key, timeout_s=self._timeout_s)
 
     def get(self, deployment: Deployment) -> Provider:
-        """The deployment's provider, created on first use (factory errors propagate)."""
+        """The deployment's provider, created on first use (factory errors propagate).
+
+        Creating one imports its SDK on the calling thread; async callers use
+        :meth:`aget`.
+        """
+        provider = self.ready(deployment)
+        if provider is not None:
+            return provider
+        old = self._providers.get(deployment.id)
+        if old is not None:
+            self._retired.append(old)
+        provider = self._create(deployment)
+        self._providers[deployment.id] = provider
+        self._requested[deployment.id] = deployment
+        return provider
+
+    def ready(self, deployment: Deployment) -> Provider | None:
+        """The deployment's provider if it was already created, else None (no I/O)."""
         provider = self._providers.get(deployment.id)
         if provider is not None:
             requested = self._requested[deployment.id]
             if requested is deployment or requested == deployment:
                 return provider
-            self._retired.append(provider)
-        provider = self._create(deployment)
-        self._providers[deployment.id] = provider
-        self._requested[deployment.id] = deployment
+        return None
+
+    async def aget(self, deployment: Deployment) -> Provider:
+        """:meth:`get` without blocking the event loop on a first use.
+
+        The protocol's SDK is imported on a worker thread (once per process) and the
+        provider's client built on one, before the provider is returned.
+        """
+        provider = self.ready(deployment)
+        if provider is not None:
+            return provider
+        from hybridstack.errors import ConfigurationError
+        from hybridstack.providers import load_adapter
+
+        try:
+            await load_adapter(deployment.protocol)
+        except ConfigurationError:
+            pass  # get() raises it again, naming the deployment
+        provider = self.get(deployment)
+        warm_up = getattr(provider, "warm_up", None)  # factories may return duck types
+        if warm_up is not None:
+            await warm_up()
         return provider
 
     def providers(self) -> dict[str, Provider]:

@@ -1,7 +1,9 @@
 """Resilience settings: small frozen value types with explicit defaults.
 
 Like httpx's ``Timeout`` and ``Limits``, each is a plain immutable value: build one
-once, share it between stacks, compare and print it. Nothing here does I/O.
+once, share it between stacks, compare and print it. Nothing here does I/O. A value
+out of range (negative, inf, NaN, a bool for a count) raises
+:class:`~hybridstack.errors.ConfigurationError` (a ``ValueError``) naming the field.
 
 * :class:`RetrySettings` — retries per deployment, backoff, Retry-After cap, and
   whether a retry-here error fails over first (``prefer_failover``).
@@ -19,6 +21,8 @@ from typing import Any
 from tenacity import wait_exponential_jitter
 from tenacity.wait import wait_base
 
+from hybridstack.errors import ConfigurationError
+
 __all__ = ["BreakerSettings", "Budget", "HedgeSettings", "RetrySettings"]
 
 
@@ -31,16 +35,39 @@ class _RetryState:
         self.attempt_number = attempt_number
 
 
-def _non_negative(name: str, value: float | None) -> None:
-    if value is not None and (not isinstance(value, int | float) or value < 0 or math.isnan(value)):
-        raise ValueError(f"{name} must be a non-negative number, not {value!r}")
+def _number(value: object) -> bool:
+    """A finite int or float (not a bool): inf and NaN are always typos here, and NaN
+    slips through every comparison a cap or a backoff makes."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _positive(name: str, value: float | None) -> None:
-    if value is not None and (
-        not isinstance(value, int | float) or value <= 0 or math.isnan(value)
-    ):
-        raise ValueError(f"{name} must be a positive number, not {value!r}")
+def _unbounded_hint(value: object, optional: bool) -> str:
+    infinite = isinstance(value, float) and math.isinf(value)
+    return "; use None for no limit" if optional and infinite else ""
+
+
+def _non_negative(name: str, value: float | None, *, optional: bool = False) -> None:
+    if value is not None and (not _number(value) or value < 0):
+        raise ConfigurationError(
+            f"{name} must be a finite number >= 0, not {value!r}" + _unbounded_hint(value, optional)
+        )
+
+
+def _positive(name: str, value: float | None, *, optional: bool = False) -> None:
+    if value is not None and (not _number(value) or value <= 0):
+        raise ConfigurationError(
+            f"{name} must be a finite number > 0, not {value!r}" + _unbounded_hint(value, optional)
+        )
+
+
+def _whole(name: str, value: object, *, minimum: int, optional: bool = False) -> None:
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        what = "a positive" if minimum == 1 else "a non-negative"
+        raise ConfigurationError(
+            f"{name} must be {what} integer{' or None' if optional else ''}, not {value!r}"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,10 +104,7 @@ class RetrySettings:
     _strategy: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.max_retries, int) or self.max_retries < 0:
-            raise ValueError(
-                f"max_retries must be a non-negative integer, not {self.max_retries!r}"
-            )
+        _whole("max_retries", self.max_retries, minimum=0)
         _non_negative("backoff_initial_s", self.backoff_initial_s)
         _non_negative("backoff_max_s", self.backoff_max_s)
         _non_negative("backoff_jitter_s", self.backoff_jitter_s)
@@ -169,21 +193,19 @@ class BreakerSettings:
     warmup_max_in_flight: int | None = 4
 
     def __post_init__(self) -> None:
-        if self.warmup_max_in_flight is not None and (
-            not isinstance(self.warmup_max_in_flight, int) or self.warmup_max_in_flight < 1
+        _whole("warmup_max_in_flight", self.warmup_max_in_flight, minimum=1, optional=True)
+        for name in (
+            "failure_threshold",
+            "minimum_requests",
+            "window_size",
+            "half_open_max_probes",
         ):
-            raise ValueError(
-                "warmup_max_in_flight must be a positive integer or None, "
-                f"not {self.warmup_max_in_flight!r}"
-            )
-        counts = ("failure_threshold", "minimum_requests", "window_size", "half_open_max_probes")
-        for name in counts:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+            _whole(name, getattr(self, name), minimum=1)
         rate = self.failure_rate_threshold
-        if not isinstance(rate, int | float) or math.isnan(rate) or not 0 < rate <= 1:
-            raise ValueError(f"failure_rate_threshold must be a share in (0, 1], not {rate!r}")
+        if not _number(rate) or not 0 < rate <= 1:
+            raise ConfigurationError(
+                f"failure_rate_threshold must be a share in (0, 1], not {rate!r}"
+            )
         _positive("window_s", self.window_s)
         _non_negative("cooldown_s", self.cooldown_s)
         _non_negative("max_cooldown_s", self.max_cooldown_s)
@@ -192,8 +214,11 @@ class BreakerSettings:
         _non_negative("last_resort_wait_s", self.last_resort_wait_s)
         _non_negative("throttle_hold_s", self.throttle_hold_s)
         _positive("probe_timeout_s", self.probe_timeout_s)
-        if self.cooldown_multiplier < 1:
-            raise ValueError(f"cooldown_multiplier must be >= 1, not {self.cooldown_multiplier!r}")
+        if not _number(self.cooldown_multiplier) or self.cooldown_multiplier < 1:
+            raise ConfigurationError(
+                "cooldown_multiplier must be a finite number >= 1, "
+                f"not {self.cooldown_multiplier!r}"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,14 +243,9 @@ class Budget:
     max_cost_usd: float | None = None
 
     def __post_init__(self) -> None:
-        _positive("deadline_s", self.deadline_s)
-        if self.max_attempts is not None and (
-            not isinstance(self.max_attempts, int) or self.max_attempts < 1
-        ):
-            raise ValueError(
-                f"max_attempts must be a positive integer or None, not {self.max_attempts!r}"
-            )
-        _non_negative("max_cost_usd", self.max_cost_usd)
+        _positive("deadline_s", self.deadline_s, optional=True)
+        _whole("max_attempts", self.max_attempts, minimum=1, optional=True)
+        _non_negative("max_cost_usd", self.max_cost_usd, optional=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,5 +272,4 @@ class HedgeSettings:
         _non_negative("delay_s", self.delay_s)
         _non_negative("min_delay_s", self.min_delay_s)
         _non_negative("fallback_delay_s", self.fallback_delay_s)
-        if not isinstance(self.max_hedges, int) or self.max_hedges < 0:
-            raise ValueError(f"max_hedges must be a non-negative integer, not {self.max_hedges!r}")
+        _whole("max_hedges", self.max_hedges, minimum=0)

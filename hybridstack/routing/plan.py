@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from hybridstack.catalog.models import Deployment
@@ -31,29 +32,38 @@ class Candidate:
     """
 
     __slots__ = (
+        "_cost",
+        "_pricing",
         "_raw",
         "_reasons",
         "context_window",
         "deployment",
-        "expected_cost_usd",
         "health",
         "leaves_home",
+        "prompt_tokens",
+        "token_method",
     )
 
     def __init__(
         self,
         deployment: Deployment,
         reasons: Sequence[Reason] = (),
-        expected_cost_usd: float = 0.0,
+        expected_cost_usd: float | None = 0.0,
         context_window: int = 0,
         leaves_home: bool = False,
         health: str = "closed",
+        prompt_tokens: int = 0,
+        token_method: str = "",
+        pricing: tuple[int, int, datetime | None] | None = None,
     ) -> None:
         self.deployment = deployment
         self._raw = reasons
         self._reasons: tuple[str, ...] | None = None
-        #: Expected USD cost from catalog prices and the plan's token estimates.
-        self.expected_cost_usd = expected_cost_usd
+        # The expected cost, or None with ``pricing`` = (prompt tokens, output tokens, at):
+        # then the deployment's price is asked on first read (most plans are never priced
+        # by anyone but the budget check).
+        self._cost = expected_cost_usd
+        self._pricing = pricing
         #: The deployment's context window (its override, else the family's).
         self.context_window = context_window
         #: True when the deployment is outside the data class's home jurisdiction: with
@@ -61,6 +71,25 @@ class Candidate:
         self.leaves_home = leaves_home
         #: The breaker state the router saw ("closed", "open", "half_open").
         self.health = health
+        #: The request's prompt tokens for this deployment's family, and how they were
+        #: counted: ``tokenizer:qwen`` (exact) or ``estimate:script-aware``.
+        self.prompt_tokens = prompt_tokens
+        self.token_method = token_method
+
+    @property
+    def expected_cost_usd(self) -> float:
+        """Expected USD cost: the deployment's price (its tier for this prompt, its window
+        at the plan's time) for the plan's token counts."""
+        cost = self._cost
+        if cost is None:
+            pricing = self._pricing
+            if pricing is None:
+                cost = 0.0
+            else:
+                prompt, output, at = pricing
+                cost = self.deployment.price.cost(prompt, output, at=at)
+            self._cost = cost
+        return cost
 
     @property
     def reasons(self) -> tuple[str, ...]:
@@ -89,6 +118,8 @@ class Candidate:
             "context_window": self.context_window,
             "leaves_home": self.leaves_home,
             "health": self.health,
+            "prompt_tokens": self.prompt_tokens,
+            "token_method": self.token_method,
         }
 
     def replace(self, **changes: Any) -> Candidate:
@@ -100,6 +131,8 @@ class Candidate:
             "context_window": self.context_window,
             "leaves_home": self.leaves_home,
             "health": self.health,
+            "prompt_tokens": self.prompt_tokens,
+            "token_method": self.token_method,
         }
         values.update(changes)
         return Candidate(**values)
@@ -114,6 +147,8 @@ class Candidate:
             and self.context_window == other.context_window
             and self.leaves_home == other.leaves_home
             and self.health == other.health
+            and self.prompt_tokens == other.prompt_tokens
+            and self.token_method == other.token_method
         )
 
     __hash__ = None  # type: ignore[assignment]
@@ -144,6 +179,7 @@ class Plan:
     draw_index: int | None = None
     #: deployment id -> the uniform draw u in (0, 1) used for the weighted order.
     draws: dict[str, float] = field(default_factory=dict)
+    #: Prompt tokens for the first candidate's family (see ``token_method``).
     estimated_prompt_tokens: int = 0
     estimated_output_tokens: int = 0
     #: The explicit model reference that replaced the skill table, if any.
@@ -151,6 +187,12 @@ class Plan:
     stream: bool = False
     #: Where this data class's data lives (redaction applies outside it); None = nowhere.
     home_jurisdiction: str | None = None
+    #: How ``estimated_prompt_tokens`` was counted: ``tokenizer:qwen`` (exact) or
+    #: ``estimate:script-aware``; ``token_counts`` has every method the plan used.
+    token_method: str = ""
+    token_counts: dict[str, int] = field(default_factory=dict)
+    #: The moment the expected costs were priced at (time-of-day prices); replay reuses it.
+    priced_at: datetime | None = None
 
     # --- convenience -------------------------------------------------------------------
 
@@ -194,6 +236,9 @@ class Plan:
             "draws": dict(self.draws),
             "estimated_prompt_tokens": self.estimated_prompt_tokens,
             "estimated_output_tokens": self.estimated_output_tokens,
+            "token_method": self.token_method,
+            "token_counts": dict(self.token_counts),
+            "priced_at": None if self.priced_at is None else self.priced_at.isoformat(),
             "candidates": [c.to_dict() for c in self.candidates],
             "excluded": dict(self.excluded),
         }
@@ -227,10 +272,15 @@ class Plan:
         if self.seed is not None:
             policy += f" (seed {self.seed}, draw #{self.draw_index})"
         lines.append(policy)
+        method = f" ({self.token_method})" if self.token_method else ""
+        others = "; ".join(
+            f"{n:,} by {m}" for m, n in self.token_counts.items() if m != self.token_method
+        )
         lines.append(
-            f"estimate: ~{self.estimated_prompt_tokens:,} prompt + "
+            f"estimate: ~{self.estimated_prompt_tokens:,} prompt tokens{method} + "
             f"{self.estimated_output_tokens:,} output tokens"
             + (", streamed" if self.stream else "")
+            + (f"; other families: {others}" if others else "")
         )
         if self.home_jurisdiction is not None:
             lines.append(f"home jurisdiction: {self.home_jurisdiction}")
@@ -238,11 +288,14 @@ class Plan:
         width = max((len(c.deployment.id) for c in self.candidates), default=0)
         digits = len(str(len(self.candidates)))
         shown = self.candidates if limit is None else self.candidates[: max(limit, 0)]
+        # Per-candidate counts only when the families count differently.
+        mixed = len(self.token_counts) > 1
         for i, c in enumerate(shown, 1):
             d = c.deployment
             lines.append(
                 f"  {i:>{digits}}. {d.id:<{width}}  {d.region} ({d.jurisdiction})  "
                 f"~${c.expected_cost_usd:.6f}  ctx {c.context_window:,}"
+                + (f"  ({c.prompt_tokens:,} tok, {c.token_method})" if mixed else "")
                 + ("  [leaves home: redacted when redaction is on]" if c.leaves_home else "")
             )
             lines.extend(f"  {'':>{digits}}     - {r}" for r in c.reasons)

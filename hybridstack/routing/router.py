@@ -39,6 +39,7 @@ import random
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from hybridstack.catalog.catalog import Catalog
@@ -53,6 +54,7 @@ from hybridstack.routing.plan import Candidate, Plan
 from hybridstack.routing.policies import Policy, RouteConstraints
 from hybridstack.routing.skills import SkillTable
 from hybridstack.routing.sovereignty import DataClassRules
+from hybridstack.tokens import TokenCount, TokenCounter, default_counter, tokenizer_for
 from hybridstack.types import ChatRequest
 
 if TYPE_CHECKING:  # the router only reads a tracker; it never imports resilience
@@ -109,6 +111,16 @@ def _usd(value: float) -> str:
     return f"${value:.{decimals}f}"
 
 
+def _too_long(window: int, count: TokenCount, max_tokens: int | None) -> str:
+    how = "counted" if count.exact else "estimated"
+    prompt = f"~{count.tokens:,} prompt tokens {how} by {count.method}"
+    if max_tokens:
+        prompt += f" + {max_tokens:,} max_tokens"
+    return (
+        f"context window {window:,} < {count.tokens + (max_tokens or 0):,} tokens needed ({prompt})"
+    )
+
+
 def default_key_available(deployment: Deployment) -> bool:
     """A key in code, no key needed (local), or the key variable set and non-empty."""
     if deployment.api_key is not None or deployment.api_key_env is None:
@@ -127,14 +139,14 @@ class _Entry:
         "group",
         "id",
         "id_hash",
-        "in_rate",
         "index",
         "jurisdiction",
         "key_env",
         "leaves_home",
-        "out_rate",
+        "price",
         "rank_reason",
         "region",
+        "tokenizer",
         "weight",
     )
 
@@ -151,9 +163,10 @@ class _Entry:
         self.weight = deployment.weight
         # The variable the default key check reads (None: key in code, or none needed).
         self.key_env = None if deployment.api_key is not None else deployment.api_key_env
-        # USD per token, so a plan's expected cost is two multiplications.
-        self.in_rate = deployment.price.input_per_mtok / 1_000_000
-        self.out_rate = deployment.price.output_per_mtok / 1_000_000
+        # The one cost function (input-length tiers, time-of-day windows) prices the plan.
+        self.price = deployment.price
+        # The exact tokenizer of the family (None: the script-aware estimate).
+        self.tokenizer: str | None = None
         self.context_window = 0
         self.features: frozenset[str] = frozenset()
         self.leaves_home = False
@@ -247,6 +260,8 @@ class Router:
         routes: explicit pinned routes overriding the skill table, keyed by data class
             (``"personal"``) or ``"skill/data_class"`` / ``(skill, data_class)``.
         default_output_tokens: output estimate for cost when a request sets no max_tokens.
+        token_counter: counts prompt tokens per family (default: the process-wide
+            :data:`hybridstack.tokens.default_counter`: exact for Qwen, else estimated).
         record_plans: count each plan's first candidate in the diversification window
             (for routers used without an executor calling :meth:`record_choice`).
     """
@@ -266,6 +281,7 @@ class Router:
         routes: Mapping[str | tuple[str, str], Sequence[str]] | None = None,
         default_output_tokens: int = 512,
         record_plans: bool = False,
+        token_counter: TokenCounter | None = None,
     ) -> None:
         if default_output_tokens < 1:
             raise ConfigurationError("default_output_tokens must be positive")
@@ -284,6 +300,7 @@ class Router:
             self._routes[_route_key(key, self._rules)] = tuple(r.strip() for r in refs)
         self.default_output_tokens = default_output_tokens
         self.record_plans = record_plans
+        self.token_counter = token_counter or default_counter
         #: Warnings from the last :meth:`validate` (routes with no allowed deployment …).
         self.warnings: list[str] = []
         self._draws = itertools.count()
@@ -452,7 +469,8 @@ class Router:
             if dep.family in c.deny_deployments:
                 return f"family {dep.family} is denied"
             if c.max_price_per_mtok is not None:
-                p = dep.price
+                # A short prompt's rates at the dearest hour: what any request may pay.
+                p = dep.price.rates()
                 if c.price_basis == "input":
                     price, basis = p.input_per_mtok, "input"
                 else:
@@ -527,6 +545,7 @@ class Router:
                 entry = _Entry(dep, group_index, rank_reason, order.get(dep.id, len(order)))
                 entry.context_window = context_window
                 entry.features = features
+                entry.tokenizer = tokenizer_for(family.name, family.vendor)
                 entry.leaves_home = rules.leaves_home(data_class, dep.jurisdiction)
                 entries.append(entry)
         excluded: dict[str, str] = {}
@@ -574,8 +593,13 @@ class Router:
         model: str | None = None,
         stream: bool = False,
         draw_index: int | None = None,
+        at: datetime | None = None,
     ) -> Plan:
         """The ordered deployments to try for ``request``.
+
+        Prompt tokens are counted per family (exactly where its tokenizer ships, else
+        estimated per script; the plan says which) for the context-window check and the
+        expected cost, which is priced at ``at`` (default: now) for time-of-day prices.
 
         Raises:
             NoRouteError: nothing is left after the constraints (``exclusions`` says why).
@@ -590,10 +614,12 @@ class Router:
         call_constraints = None if constraints is None else RouteConstraints.coerce(constraints)
         static = self._static(skill, data_class, model, call_constraints)
 
-        prompt_tokens = request.estimated_prompt_tokens()
         max_tokens = request.max_tokens
         output_tokens = max_tokens or self.default_output_tokens
-        needed = prompt_tokens + (max_tokens or 0)
+        extra = max_tokens or 0
+        # One count per tokenizer the entries need (most plans: the estimate and Qwen's).
+        counter = self.token_counter
+        counts: dict[str | None, TokenCount] = {}
         n_tools = len(request.tools)
         need_schema = request.response_schema is not None
         key_ok = self.key_available
@@ -602,17 +628,13 @@ class Router:
         environ = os.environ
 
         excluded = dict(static.excluded)
-        survivors: list[_Entry] = []
+        survivors: list[tuple[_Entry, TokenCount]] = []
         for e in static.entries:
-            if e.context_window < needed:
-                excluded[e.id] = (
-                    f"context window {e.context_window:,} < {needed:,} tokens needed "
-                    + (
-                        f"(~{prompt_tokens:,} prompt + {max_tokens:,} max_tokens)"
-                        if max_tokens
-                        else f"(~{prompt_tokens:,} estimated prompt tokens)"
-                    )
-                )
+            count = counts.get(e.tokenizer)
+            if count is None:
+                count = counts[e.tokenizer] = counter.count_request(request, e.tokenizer)
+            if e.context_window < count.tokens + extra:
+                excluded[e.id] = _too_long(e.context_window, count, max_tokens)
                 continue
             features = e.features
             if n_tools and "tools" not in features:
@@ -639,7 +661,7 @@ class Router:
                 var = e.deployment.api_key_env
                 excluded[e.id] = f"key variable {var} is not set" if var else "no API key available"
                 continue
-            survivors.append(e)
+            survivors.append((e, count))
 
         if not survivors:
             allowed = "any" if static.allowed is None else (", ".join(static.allowed) or "none")
@@ -650,15 +672,17 @@ class Router:
                 excluded,
             )
 
-        # One row per survivor: [sort key, entry, expected cost, policy reason]. Reasons
-        # are (template, args) pairs, formatted only if someone reads them.
+        # One row per survivor: [sort key, entry, expected cost (None: priced when read),
+        # policy reason, prompt count].
+        # Reasons are (template, args) pairs, formatted only if someone reads them.
         rows: list[list[Any]] = []
         draws: dict[str, float] = {}
         primary = pol.primary
+        priced_at = at if at is not None else datetime.now(UTC)
         if primary == "weighted":
             m64, inv = _M64, _INV_2_53
             state = _mix((self.seed ^ _mix(draw_index)) & m64)
-            for e in survivors:
+            for e, count in survivors:
                 # SplitMix64 of (plan state, deployment id hash), inlined: uniform u in (0, 1).
                 x = ((state ^ e.id_hash) + 0x9E3779B97F4A7C15) & m64
                 x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & m64
@@ -672,31 +696,28 @@ class Router:
                 else:
                     key = u - 1.0  # weight 0: behind every weighted one, still a fall-back
                     why = (_WEIGHT_ZERO, (u,))
-                cost = prompt_tokens * e.in_rate + output_tokens * e.out_rate
-                rows.append([(e.group, -key, e.index), e, cost, why])
+                rows.append([(e.group, -key, e.index), e, None, why, count])
         elif primary == "cheapest":
             group_min: dict[int, float] = {}
-            for e in survivors:
-                cost = prompt_tokens * e.in_rate + output_tokens * e.out_rate
+            for e, count in survivors:
+                cost = e.price.cost(count.tokens, output_tokens, at=priced_at)
                 if cost < group_min.get(e.group, math.inf):
                     group_min[e.group] = cost
-                rows.append(
-                    [None, e, cost, (_CHEAPEST, (_usd(cost), prompt_tokens, output_tokens))]
-                )
+                why = (_CHEAPEST, (_usd(cost), count.tokens, output_tokens))
+                rows.append([None, e, cost, why, count])
             for row in rows:
                 e = row[1]
                 row[0] = (group_min[e.group], e.group, row[2], e.index)
         else:  # fastest
             tracker = self.latency
-            for e in survivors:
+            for e, count in survivors:
                 ewma = tracker.ewma(e.id) if tracker is not None else None
                 if ewma is None:
                     speed, why = 0.0, _UNMEASURED
                 else:
-                    count = tracker.count(e.id) if hasattr(tracker, "count") else 0  # type: ignore[union-attr]
-                    speed, why = ewma, (_FASTEST, (ewma * 1000.0, count))
-                cost = prompt_tokens * e.in_rate + output_tokens * e.out_rate
-                rows.append([(e.group, speed, e.index), e, cost, why])
+                    calls = tracker.count(e.id) if hasattr(tracker, "count") else 0  # type: ignore[union-attr]
+                    speed, why = ewma, (_FASTEST, (ewma * 1000.0, calls))
+                rows.append([(e.group, speed, e.index), e, None, why, count])
         rows.sort(key=_row_key)
 
         extra: dict[str, list[Any]] = {}
@@ -727,7 +748,7 @@ class Router:
         first_family, first_region = first.family, first.region
         schema_note = need_schema
         candidates = []
-        for _, e, cost, why in rows:
+        for _, e, cost, why, count in rows:
             reasons: list[Any] = [e.rank_reason, why]
             if e.family == first_family and e is not first:
                 reasons.append(
@@ -748,6 +769,9 @@ class Router:
                     e.context_window,
                     e.leaves_home,
                     health_of.get(e.id, "closed"),
+                    count.tokens,
+                    count.method,
+                    (count.tokens, output_tokens, priced_at),
                 )
             )
 
@@ -764,11 +788,14 @@ class Router:
             self.seed,
             draw_index,
             draws,
-            prompt_tokens,
+            rows[0][4].tokens,
             output_tokens,
             model,
             stream,
             static.home,
+            rows[0][4].method,
+            {c.method: c.tokens for c in counts.values()},
+            priced_at,
         )
 
     def replay(self, plan: Plan, request: ChatRequest) -> Plan:
@@ -790,6 +817,7 @@ class Router:
             model=plan.model,
             stream=plan.stream,
             draw_index=plan.draw_index,
+            at=plan.priced_at,
         )
 
     # --- diversification window ---------------------------------------------------------
