@@ -542,7 +542,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-ms", type=float, default=20.0, help="emulator latency")
     parser.add_argument("--fault-rate", type=float, default=0.2, help="share of faulty requests")
     parser.add_argument("--long-share", type=float, default=0.03, help="calls with a long prompt")
-    parser.add_argument("--flap-s", type=float, default=3.0, help="the flapping one's up/down time")
+    parser.add_argument("--flap-s", type=float, default=8.0, help="the flapping one's up/down time")
     parser.add_argument("--meltdown-calls", type=int, default=None, help="(2000)")
     parser.add_argument("--meltdown-ttft-ms", type=float, default=15.0)
     parser.add_argument("--starvation-s", type=float, default=1.0)
