@@ -1,4 +1,4 @@
-"""Helpers shared by ``bench_overhead.py`` and ``bench_failover.py``.
+"""Helpers shared by ``bench_overhead.py``, ``bench_failover.py`` and ``bench_storm.py``.
 
 * :func:`bench_catalog` — a one-family catalog whose deployments point at the emulator;
 * :class:`EmulatorProcess` — the emulator CLI (``python -m hybridstack.testing.emulator
@@ -77,6 +77,11 @@ class Site:
     region: str
     jurisdiction: str
     base_url: str
+    protocol: str = "openai"
+    #: Deployments sharing a key share a scope ("" = only itself).
+    quota_scope: str = ""
+    #: The per-attempt timeout (a hung request fails after this long).
+    timeout_s: float = 60.0
 
     @property
     def id(self) -> str:
@@ -84,7 +89,7 @@ class Site:
 
 
 def bench_catalog(sites: Sequence[Site]) -> Catalog:
-    """One family (``bench-llm``, strong at ``general``) with one openai deployment per site."""
+    """One family (``bench-llm``, strong at ``general``) with one deployment per site."""
     family = Family(
         name=FAMILY,
         vendor="bench",
@@ -97,7 +102,7 @@ def bench_catalog(sites: Sequence[Site]) -> Catalog:
         Deployment(
             family=FAMILY,
             site=s.site,
-            protocol="openai",
+            protocol=s.protocol,  # type: ignore[arg-type]
             model=MODEL,
             base_url=s.base_url,
             region=s.region,
@@ -105,15 +110,17 @@ def bench_catalog(sites: Sequence[Site]) -> Catalog:
             operator="bench",
             api_key=API_KEY,
             price=price,
+            quota_scope=s.quota_scope,
+            timeout_s=s.timeout_s,
         )
         for s in sites
     ]
     return Catalog([family], deployments)
 
 
-def emulated(name: str, **faults: Any) -> dict[str, Any]:
+def emulated(name: str, protocol: str = "openai", **faults: Any) -> dict[str, Any]:
     """An emulator deployment entry (a plain dict, as in a JSON config file)."""
-    return {"name": name, "protocol": "openai", "model": MODEL, "faults": faults}
+    return {"name": name, "protocol": protocol, "model": MODEL, "faults": faults}
 
 
 # --------------------------------------------------------------------------- emulator
@@ -407,6 +414,28 @@ def rounded(value: Any, digits: int = 4) -> Any:
     if isinstance(value, list | tuple):
         return [rounded(v, digits) for v in value]
     return value
+
+
+def add_emulator_option(parser: Any, *, default: str) -> None:
+    """``--emulator thread|subprocess``: where the emulator runs, for an argparse parser."""
+    parser.add_argument(
+        "--emulator",
+        choices=("thread", "subprocess"),
+        default=default,
+        help="in-process on a background thread (shares the GIL with the client) or a "
+        f"separate process with a loopback counters endpoint (default: {default})",
+    )
+
+
+def run_facts(started: float) -> dict[str, Any]:
+    """What ties a JSON line to its run: seconds since ``started``, Python, library hash."""
+    import platform
+
+    return {
+        "elapsed_s": round(time.perf_counter() - started, 1),
+        "python": platform.python_version(),
+        "library": library_fingerprint(),
+    }
 
 
 def final_line(payload: Mapping[str, Any]) -> None:

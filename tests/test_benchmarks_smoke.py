@@ -88,6 +88,34 @@ def test_bench_failover_quick() -> None:
     assert final["requests_to_dead"] == per["emulator"]["bench-llm@cn"]
 
 
+def test_bench_storm_quick() -> None:
+    lines, final = run_bench(
+        "bench_storm.py", "--quick", "--complete", "60", "--stream", "20", "--meltdown-calls", "60"
+    )
+    for key in ("success_rate", "max_loop_stall_ms", "meltdown_success_rate", "meltdown_max_share"):
+        assert key in final, key
+        assert number(final[key]), (key, final[key])
+    for key in (
+        "lost",
+        "duplicated",
+        "sent_without_record",
+        "recorded_without_send",
+        "untranslated_exceptions",
+    ):
+        assert isinstance(final[key], int), key
+        assert final[key] >= 0, key
+    assert 0.0 <= final["success_rate"] <= 1.0
+    assert (final["complete_calls"], final["stream_calls"]) == (60, 20)
+    assert final["config"]["deployments"] >= 6
+    assert final["config"]["jurisdictions"] >= 3
+    assert set(final["targets"]) >= {"success_rate>=0.999", "meltdown_success_rate>=0.999"}
+    assert all(isinstance(v, bool) for v in final["targets"].values())
+    # Every deployment the storm names was asked, the refused one included.
+    assert len(final["per_deployment"]) == final["config"]["deployments"]
+    assert final["starvation"]["requests_sent"] == 0
+    assert any(line.startswith("storm:") for line in lines[:-1])  # the tables' titles
+
+
 def test_bench_classifier_quick() -> None:
     lines, final = run_bench("bench_classifier.py", "--rounds", "1")
     for key in ("holdout_accuracy", "dev_accuracy", "accuracy", "mean_us", "p99_us"):

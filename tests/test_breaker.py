@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import date
 
 import pytest
@@ -350,3 +351,215 @@ def test_the_warmup_cap_can_be_switched_off_and_is_validated() -> None:
     assert all(breaker.try_acquire() == "closed" for _ in range(20))
     with pytest.raises(ValueError, match="warmup_max_in_flight"):
         BreakerSettings(warmup_max_in_flight=0)
+
+
+# --- judging by rate and by send order -----------------------------------------------------
+
+
+def test_a_30_percent_failing_deployment_is_not_benched_by_chance(clock: FakeClock) -> None:
+    rng = random.Random(8)
+    breaker = CircuitBreaker("flaky", BreakerSettings(), clock=clock)
+    breaker.on_success()  # answered once: past the warm-up cap
+    for _ in range(400):
+        # Eight requests out at once; the failures (instant 5xx) come back before the
+        # successes sent with them. Runs of 5 failures happen, but it keeps answering.
+        tickets = [breaker.admit() for _ in range(8)]
+        fails = [rng.random() < 0.3 for _ in tickets]
+        for ticket, failed in zip(tickets, fails, strict=True):
+            assert not isinstance(ticket, BreakerBlock)
+            if failed:
+                breaker.on_failure("500", ticket)
+        for ticket, failed in zip(tickets, fails, strict=True):
+            if not failed:
+                breaker.on_success(ticket)  # type: ignore[arg-type]
+        clock.advance(0.05)
+    assert breaker.times_opened == 0
+    info = breaker.info()
+    assert info.window_requests == 100
+    assert info.failure_rate is not None
+    assert 0.15 < info.failure_rate < 0.45
+
+
+def test_a_dead_deployment_is_found_in_a_few_requests(clock: FakeClock) -> None:
+    breaker = CircuitBreaker("dead", BreakerSettings(failure_threshold=5), clock=clock)
+    for i in range(5):
+        ticket = breaker.admit()
+        assert not isinstance(ticket, BreakerBlock)
+        assert breaker.on_failure("503", ticket) is (i == 4)
+    assert breaker.state == "open"
+
+
+def test_one_that_was_answering_opens_after_a_long_failure_run(clock: FakeClock) -> None:
+    settings = BreakerSettings(failure_threshold=5, minimum_requests=20)
+    breaker = CircuitBreaker("died", settings, clock=clock)
+    for _ in range(60):
+        breaker.on_success()
+    # It answered a moment ago, so 5 failures in a row are not yet enough ...
+    for _ in range(19):
+        assert breaker.on_failure("503") is False
+    assert breaker.state == "closed"
+    assert breaker.info().consecutive_failures == 19
+    # ... but a run of minimum_requests is.
+    assert breaker.on_failure("503") is True
+    assert breaker.state == "open"
+
+
+def test_runs_are_counted_in_send_order_not_completion_order(clock: FakeClock) -> None:
+    settings = BreakerSettings(minimum_requests=20)
+    breaker = CircuitBreaker("died", settings, clock=clock)
+    for _ in range(30):
+        breaker.on_success(breaker.admit())  # type: ignore[arg-type]
+    slow = breaker.admit()  # a slow success, sent before the deployment died
+    failures = [breaker.admit() for _ in range(20)]
+    for ticket in failures[:19]:  # the instant 5xx overtake it ...
+        assert breaker.on_failure("500", ticket) is False  # type: ignore[arg-type]
+    breaker.on_success(slow)  # type: ignore[arg-type]
+    # ... and its late success does not wipe out the 19 failures sent after it: in send
+    # order the last 20 requests all failed (in completion order the run would be 1).
+    assert breaker.on_failure("500", failures[19]) is True  # type: ignore[arg-type]
+    assert breaker.state == "open"
+
+
+def test_a_mostly_failing_deployment_opens_on_its_failure_rate(clock: FakeClock) -> None:
+    settings = BreakerSettings(minimum_requests=20, failure_rate_threshold=0.6)
+    breaker = CircuitBreaker("bad", settings, clock=clock)
+    opened_at = None
+    for i in range(60):
+        if i % 3 == 2:  # fail, fail, succeed: never a run of 5, but 2/3 fail
+            breaker.on_success()
+        elif breaker.on_failure("500"):
+            opened_at = i
+            break
+    assert opened_at is not None
+    assert opened_at >= 19  # not before the window holds minimum_requests outcomes
+    info = breaker.info()
+    assert info.window_requests >= 20
+    assert info.failure_rate is not None
+    assert info.failure_rate >= 0.6
+
+
+def test_the_window_forgets_outcomes_older_than_window_s(clock: FakeClock) -> None:
+    breaker = CircuitBreaker("x", BreakerSettings(window_s=10.0, window_size=50), clock=clock)
+    for _ in range(3):
+        breaker.on_failure("500")
+    clock.advance(5)
+    breaker.on_success()
+    assert (breaker.info().window_requests, breaker.info().window_failures) == (4, 3)
+    clock.advance(6)
+    info = breaker.info()
+    assert (info.window_requests, info.window_failures, info.failure_rate) == (1, 0, 0.0)
+    for _ in range(60):
+        breaker.on_success()
+    assert breaker.info().window_requests == 50  # and count-bounded
+
+
+def test_answers_to_requests_sent_before_a_state_change_are_stale(clock: FakeClock) -> None:
+    breaker = CircuitBreaker("x", BreakerSettings(failure_threshold=3), clock=clock)
+    slow = breaker.admit()
+    assert not isinstance(slow, BreakerBlock)
+    for _ in range(3):
+        breaker.on_failure("500", breaker.admit())  # type: ignore[arg-type]
+    assert breaker.state == "open"
+    breaker.on_success(slow)  # sent before it opened: counted, but does not close it
+    assert breaker.state == "open"
+    assert breaker.successes_total == 1
+    clock.advance(30)
+    probe = breaker.admit()
+    old = breaker.admit()  # a second caller is refused while the probe is out
+    assert isinstance(old, BreakerBlock)
+    assert old.reason == "half_open"
+    assert not isinstance(probe, BreakerBlock)
+    assert probe.probe
+    breaker.on_success(probe)
+    assert breaker.state == "closed"
+    assert breaker.info().window_requests == 0  # a fresh window after closing
+
+
+def test_a_call_with_nothing_else_left_becomes_an_early_probe(clock: FakeClock) -> None:
+    settings = BreakerSettings(failure_threshold=1, cooldown_s=30.0, probe_interval_s=2.0)
+    breaker = CircuitBreaker("x", settings, clock=clock)
+    breaker.on_failure("500", breaker.admit())  # type: ignore[arg-type]
+    block = breaker.admit(last_resort=True)
+    assert isinstance(block, BreakerBlock)
+    assert (block.reason, block.last_resort_in_s) == ("open", pytest.approx(2.0))
+    clock.advance(2.0)
+    assert isinstance(breaker.admit(), BreakerBlock)  # an ordinary call still skips it
+    probe = breaker.admit(last_resort=True)
+    assert not isinstance(probe, BreakerBlock)
+    assert (probe.state, probe.probe) == ("half_open", True)
+    busy = breaker.admit(last_resort=True)  # one probe at a time: ask again soon
+    assert isinstance(busy, BreakerBlock)
+    assert busy.last_resort_in_s is not None
+    assert busy.last_resort_in_s < 1.0
+    # A failed early probe leaves the cool-down as it was; the next one waits an interval.
+    assert breaker.on_failure("500", probe) is False
+    assert breaker.state == "open"
+    assert breaker.retry_in() == pytest.approx(28.0)
+    assert isinstance(breaker.admit(last_resort=True), BreakerBlock)
+    clock.advance(2.0)
+    probe = breaker.admit(last_resort=True)
+    assert not isinstance(probe, BreakerBlock)
+    breaker.on_success(probe)
+    assert breaker.state == "closed"
+
+
+def test_a_failover_trip_takes_no_early_probe(clock: FakeClock) -> None:
+    breaker = CircuitBreaker("x", BreakerSettings(probe_interval_s=1.0), clock=clock)
+    breaker.trip(300.0, "bad key")
+    clock.advance(5)
+    block = breaker.admit(last_resort=True)
+    assert isinstance(block, BreakerBlock)
+    assert block.last_resort_in_s == pytest.approx(295.0)
+    assert breaker.info().failover is True
+
+
+def test_several_half_open_probes_when_configured(clock: FakeClock) -> None:
+    settings = BreakerSettings(failure_threshold=1, cooldown_s=1.0, half_open_max_probes=2)
+    breaker = CircuitBreaker("x", settings, clock=clock)
+    breaker.on_failure("500")
+    clock.advance(1.0)
+    first, second = breaker.admit(), breaker.admit()
+    assert not isinstance(first, BreakerBlock)
+    assert not isinstance(second, BreakerBlock)
+    assert isinstance(breaker.admit(), BreakerBlock)
+    assert breaker.info().probes_in_flight == 2
+    breaker.release(first)
+    assert not isinstance(breaker.admit(), BreakerBlock)
+
+
+def test_a_throttle_without_retry_after_holds_the_scope_briefly(clock: FakeClock) -> None:
+    registry = BreakerRegistry(BreakerSettings(throttle_hold_s=0.5), clock=clock)
+    a, b = dep("a", "key-1"), dep("b", "key-1")
+    assert registry.record_failure(a, throttle(a)) == ["scope:key-1"]
+    block = registry.admit(b)
+    assert isinstance(block, BreakerBlock)
+    assert (block.reason, block.retry_in_s) == ("hold", pytest.approx(0.5))
+    clock.advance(0.5)
+    assert registry.health(b) == "closed"
+
+
+def test_admissions_carry_both_tickets(registry: BreakerRegistry) -> None:
+    a = dep("a", "key-1")
+    admission = registry.admit(a)
+    assert not isinstance(admission, BreakerBlock)
+    assert admission.state == "closed"
+    assert admission.own.seq == 0
+    assert admission.scope.seq == 0
+    registry.record_success(a, admission)
+    assert registry.state(a).successes == 1
+
+
+def test_new_settings_are_validated() -> None:
+    for bad in (
+        {"minimum_requests": 0},
+        {"window_size": 0},
+        {"half_open_max_probes": 0},
+        {"failure_rate_threshold": 0},
+        {"failure_rate_threshold": 1.5},
+        {"window_s": 0},
+        {"probe_interval_s": -1},
+        {"last_resort_wait_s": -1},
+        {"throttle_hold_s": -0.1},
+    ):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            BreakerSettings(**bad)  # type: ignore[arg-type]

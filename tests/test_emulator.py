@@ -847,6 +847,74 @@ async def test_runtime_outage_and_quota(emu: Emulator) -> None:
     assert emu.counters(OA).by_outcome["outage"] == 2
 
 
+class StepClock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 500.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_flapping_deployment_goes_down_and_up_on_its_cycle() -> None:
+    clock = StepClock()
+    spec = EmulatedDeployment(
+        name=OA, protocol="openai", faults=FaultProfile(flap_up_s=2.0, flap_down_s=1.0)
+    )
+    async with Emulator([spec], clock=clock) as emu, oai(emu) as client:
+        seen: list[bool] = []
+        for offset in (0.0, 1.9, 2.0, 2.9, 3.0, 4.5, 5.2, 6.1):  # up 0-2, down 2-3, up 3-5 …
+            clock.now = 500.0 + offset
+            assert emu.is_down(OA) is (offset % 3.0 >= 2.0)
+            try:
+                await client.chat.completions.create(model="m", messages=user("hi"))
+                seen.append(True)
+            except openai.InternalServerError as error:
+                seen.append(error.status_code != 503)  # a 503 outage is "down" (False)
+        assert seen == [True, True, False, False, True, True, False, True]
+        assert emu.counters(OA).by_outcome["outage"] == 3
+        # Setting flapping again starts a new cycle (up) from now; other changes keep it.
+        clock.now = 502.5  # inside a down phase of the old cycle
+        emu.set_faults(OA, flap_up_s=1.0, flap_down_s=1.0)
+        assert not emu.is_down(OA)
+        clock.now += 1.5
+        assert emu.is_down(OA)
+        emu.set_faults(OA, latency_ms=1)
+        assert emu.is_down(OA)
+        emu.set_faults(OA, flap_up_s=0, flap_down_s=0)
+        assert not emu.is_down(OA)
+    with pytest.raises(pydantic.ValidationError, match="flap_up_s and flap_down_s"):
+        FaultProfile(flap_up_s=1.0)
+
+
+@pytest.mark.usefixtures("ds_session")
+async def test_error_codes_and_messages_can_be_overridden(emu: Emulator) -> None:
+    emu.set_faults(
+        DS,
+        error_codes={"429": "Throttling.AllocationQuota", "529": "Throttling.AllocationQuota"},
+        error_messages={"429": "Allocated quota exceeded, please increase your quota limit."},
+    )
+    emu.script(DS, ["429", "529", "500"])
+    throttled = await ds_call(emu, user("hi"))
+    assert (throttled.status_code, throttled.code) == (429, "Throttling.AllocationQuota")
+    assert throttled.message == "Allocated quota exceeded, please increase your quota limit."
+    overloaded = await ds_call(emu, user("hi"))
+    assert (overloaded.status_code, overloaded.code) == (529, "Throttling.AllocationQuota")
+    assert overloaded.message == "Model serving is overloaded (simulated)."  # not overridden
+    untouched = await ds_call(emu, user("hi"))
+    assert (untouched.status_code, untouched.code) == (500, "InternalError")
+
+    emu.set_faults(OA, error_codes={"500": "upstream_gone"})
+    emu.script(OA, ["500"])
+    async with oai(emu) as client:
+        with pytest.raises(openai.InternalServerError) as info:
+            await client.chat.completions.create(model="m", messages=user("hi"))
+    assert info.value.code == "upstream_gone"
+    with pytest.raises(pydantic.ValidationError, match="not error outcomes"):
+        FaultProfile(error_codes={"hang": "x"})
+
+
 async def test_latency_and_token_pacing(emu: Emulator) -> None:
     emu.set_faults(OA, latency_ms=120, ttft_ms=150, inter_token_ms=5)
     async with oai(emu) as client:

@@ -135,7 +135,13 @@ MAPPING: list[tuple[int | None, str | None, str | None, str | None, str]] = [
     (429, "Throttling", None, "throttled", R),
     (429, "Throttling.RateQuota", None, "rate", R),
     (429, "Throttling.BurstRate", None, "burst", R),
-    (429, "Throttling.AllocationQuota", None, "TPM exhausted", F),
+    # Throttling.AllocationQuota: the key's per-minute allocation (a rate limit), unless
+    # the text says the free quota is gone (DashScope's error-code page lists both).
+    (429, "Throttling.AllocationQuota", None, "TPM exhausted", R),
+    (429, "Throttling.AllocationQuota", None, "Allocated quota exceeded, please increase", R),
+    (529, "Throttling.AllocationQuota", None, "Allocated quota exceeded", R),
+    (429, "Throttling.AllocationQuota", None, "Free allocated quota exceeded.", F),
+    (429, "insufficient_quota", None, "Allocated quota exceeded, please increase", R),
     (429, "CommodityNotPurchased", None, "not purchased", F),
     (429, "PrepaidBillOverdue", None, "overdue", F),
     (400, "Arrearage", None, "Access denied, account in arrears", F),
@@ -618,7 +624,8 @@ def _ds(status: int, code: str, message: str, **headers: str) -> GenerationRespo
     ("response", "expected"),
     [
         (_ds(429, "Throttling.RateQuota", "rate", **{"Retry-After": "2"}), RetryableError),
-        (_ds(429, "Throttling.AllocationQuota", "TPM"), FailoverError),
+        (_ds(429, "Throttling.AllocationQuota", "TPM"), RetryableError),
+        (_ds(429, "Throttling.AllocationQuota", "Free allocated quota exceeded."), FailoverError),
         (_ds(400, "Arrearage", "arrears"), FailoverError),
         (_ds(401, "InvalidApiKey", "Invalid API-key provided."), FailoverError),
         (_ds(403, "AccessDenied.Unpurchased", "denied"), FailoverError),

@@ -842,8 +842,10 @@ async def test_total_outage_raises_one_group_with_every_error(env: Env) -> None:
 
 async def test_everything_skipped_says_so_without_a_request(env: Env) -> None:
     env.emu.set_outage(name("sg"))
+    # No waiting on open breakers (last_resort_wait_s=0): skipped at once, unasked.
     ex = env.executor(
-        retry=RetrySettings(max_retries=0), breakers=BreakerSettings(failure_threshold=1)
+        retry=RetrySettings(max_retries=0),
+        breakers=BreakerSettings(failure_threshold=1, last_resort_wait_s=0),
     )
     with pytest.raises(AllAttemptsFailedError):
         await ex.execute(env.plan("sg"), REQUEST)
@@ -853,6 +855,30 @@ async def test_everything_skipped_says_so_without_a_request(env: Env) -> None:
     [skipped] = info.value.exceptions
     assert isinstance(skipped, DeploymentSkippedError)
     assert "no request was sent" in str(info.value)
+
+
+async def test_an_open_breaker_is_a_last_resort_the_call_waits_and_probes(env: Env) -> None:
+    env.emu.set_outage(name("sg"))
+    settings = BreakerSettings(failure_threshold=1, cooldown_s=30.0, probe_interval_s=0.2)
+    ex = env.executor(retry=RetrySettings(max_retries=0), breakers=settings)
+    with pytest.raises(AllAttemptsFailedError):
+        await ex.execute(env.plan("sg"), REQUEST)
+    assert ex.breakers.health(env.dep["sg"]) == "open"  # for 30 s
+    # With another candidate, the open breaker is not asked at all.
+    resp = await ex.execute(env.plan("sg", "us"), REQUEST)
+    assert resp.deployment == name("us")
+    assert env.requests("sg") == 1
+    # Nothing else in the plan: instead of failing unasked, the call waits for the breaker
+    # to take an early probe, and it is that probe. The deployment is back: answered.
+    env.emu.set_outage(name("sg"), False)
+    events: list[ExecutionEvent] = []
+    resp = await ex.execute(env.plan("sg"), REQUEST, call_id="c-lr", on_event=events.append)
+    assert resp.deployment == name("sg")
+    assert env.requests("sg") == 2
+    [probe] = ex.ledger.attempts(call_id="c-lr")
+    assert probe.breaker_state == "half_open"
+    assert ex.breakers.health(env.dep["sg"]) == "closed"  # closed for every later call
+    assert any("last resort" in e.message for e in events if e.kind == "breaker_open")
 
 
 # --- conservation under a long randomised fault run ----------------------------------------------

@@ -88,8 +88,7 @@ FATAL_PREFIXES = ("badrequest.", "invalidurl", "invalidfile")
 
 #: This deployment (or its key, quota scope, region) cannot serve now: go elsewhere.
 FAILOVER_CODES = _n(
-    "insufficient_quota",  # OpenAI / DashScope compat 429
-    "Throttling.AllocationQuota",  # DashScope: TPM cap or free quota gone
+    "insufficient_quota",  # OpenAI 429: billing quota gone (DashScope compat: see below)
     "Arrearage",  # DashScope 400: overdue payment
     "InvalidApiKey",
     "invalid_api_key",
@@ -117,7 +116,23 @@ FAILOVER_CODES = _n(
     "model_retired",
     "model_deprecated",
 )
+#: ``allocationquota`` is DashScope's 403 ``AllocationQuota.FreeTierOnly``: the free
+#: quota is used up and the account is set to free tier only: no paid quota to wait for.
 FAILOVER_PREFIXES = ("accessdenied", "allocationquota")
+
+# DashScope's ``Throttling.AllocationQuota`` (a 429; some gateways relay it as 529) has two
+# meanings on its error-code page (help.aliyun.com/zh/model-studio/error-code, as copied in
+# providers.md §3 — "TPM cap or free quota gone" — and in public copies of the table, which
+# list both messages): "Allocated quota exceeded, please increase your quota limit." is
+# the per-minute (TPM/RPM) allocation of the key, a rate limit that refills within the
+# minute: retry here, with the quota scope held briefly (a throttle, see the breakers),
+# not removed for minutes. "Free allocated quota exceeded." is the free quota gone:
+# waiting never helps, fail over. DashScope's compatible mode reports the same cap as
+# ``insufficient_quota`` (providers.md §3), which on OpenAI means the billing quota is
+# gone, so that code stays fail-over unless the text is DashScope's "allocated quota".
+_ALLOCATION_THROTTLE_CODES = _n("Throttling.AllocationQuota", "insufficient_quota")
+_FREE_QUOTA_RE = re.compile(r"\bfree\b", re.IGNORECASE)
+_ALLOCATED_QUOTA_RE = re.compile(r"allocated quota exceeded", re.IGNORECASE)
 
 #: Transient: back off and retry this deployment.
 RETRY_CODES = _n(
@@ -224,7 +239,13 @@ def classify(
         and not (c == "invalidrequesterror" and error_status in _FAILOVER_STATUSES)
     ):
         return "fatal"
-    # 4. fail over
+    # 4. fail over (DashScope's allocated-quota throttle first: it is usually a rate limit)
+    if c in _ALLOCATION_THROTTLE_CODES:
+        text = message or ""
+        if _FREE_QUOTA_RE.search(text):
+            return "fail_over"
+        if c == "throttling.allocationquota" or _ALLOCATED_QUOTA_RE.search(text):
+            return "retry_here"
     if c and _in(c, FAILOVER_CODES, FAILOVER_PREFIXES):
         return "fail_over"
     if error_status == 429 and message and "request too large" in message.lower():

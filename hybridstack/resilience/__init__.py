@@ -10,10 +10,12 @@
 """
 
 from hybridstack.resilience.breaker import (
+    BreakerAdmission,
     BreakerBlock,
     BreakerInfo,
     BreakerRegistry,
     BreakerState,
+    BreakerTicket,
     CircuitBreaker,
 )
 from hybridstack.resilience.executor import (
@@ -27,11 +29,13 @@ from hybridstack.resilience.pool import ProviderFactory, ProviderPool
 from hybridstack.resilience.settings import BreakerSettings, Budget, HedgeSettings, RetrySettings
 
 __all__ = [
+    "BreakerAdmission",
     "BreakerBlock",
     "BreakerInfo",
     "BreakerRegistry",
     "BreakerSettings",
     "BreakerState",
+    "BreakerTicket",
     "Budget",
     "CircuitBreaker",
     "DeploymentSkippedError",

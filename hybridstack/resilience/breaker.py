@@ -1,31 +1,53 @@
 """Circuit breakers: one per deployment and one per quota scope.
 
 A breaker is *closed* (requests flow), *open* (requests are skipped without a network
-call) or *half-open* (one probe request at a time decides). Transitions::
+call) or *half-open* (a probe request decides). Transitions::
 
-    closed --(failure_threshold consecutive failures)--> open
+    closed --(failure rate or failure run, see below)---> open
     open   --(cool-down elapsed)------------------------> half_open
-    half_open --(probe succeeds)------------------------> closed   (cool-down reset)
-    half_open --(probe fails)---------------------------> open     (cool-down x multiplier, capped)
-    any    --(fail-over error: key, quota, retired)-----> open     (failover_cooldown_s)
+    half_open --(probe succeeds)------------------------> closed  (cool-down reset)
+    half_open --(probe fails)---------------------------> open    (cool-down x multiplier, capped)
+    any    --(fail-over error: key, quota, retired)-----> open    (failover_cooldown_s)
+
+A closed breaker opens on either rule (:class:`BreakerSettings` has the numbers):
+
+* **failure rate** over a window of recent outcomes (count- and time-bounded) with a
+  minimum number of outcomes before it may open;
+* **failure run**: the last requests, *in the order they were sent*, all failed — a
+  short run (``failure_threshold``) when nothing succeeded within the window, so an
+  endpoint that is down is found in a handful of requests; a long one
+  (``minimum_requests``) when it was answering lately.
+
+Outcomes are matched to the request that produced them by a :class:`BreakerTicket`
+(its send sequence number), so an instant 5xx does not overtake a slower success sent
+before it, and an answer to a request sent before the breaker last changed state
+(*stale*) counts in the totals but never moves the state machine.
+
+Open breakers are a last resort. A call with nothing else left may wait for one, and
+the first such call becomes a probe early (``last_resort=True`` in :meth:`admit`): at
+most one per ``probe_interval_s`` (and ``half_open_max_probes`` at a time). A breaker
+opened by a fail-over error takes no early probe: a revoked key does not heal in a
+second.
 
 Besides its state a breaker can be *held* until a time the provider named: a 429 with
 Retry-After holds the deployment's **quota scope** (every deployment sharing the key or
 upstream limit) until the Retry-After elapses, so one throttle does not spray retries
-at the twins. A hold ends by itself (no probe needed: the provider said when), and
-while it lasts :meth:`BreakerRegistry.health` reports ``"open"``.
+at the twins; a throttle without one holds it for ``throttle_hold_s``. A hold ends by
+itself (no probe needed: the provider said when), and while it lasts
+:meth:`BreakerRegistry.health` reports ``"open"``.
 
 What counts, per taxonomy kind (see :meth:`BreakerRegistry.record_failure`):
 
 * ``retry_here`` — a health failure of the deployment. A throttle (HTTP 429 or a
-  rate-limit code) also counts on the quota scope, and its Retry-After holds the scope;
-  another retry-here error with a Retry-After (503) holds only the deployment.
+  rate-limit code) also counts on the quota scope, and holds the scope (its
+  Retry-After, else ``throttle_hold_s``); another retry-here error with a Retry-After
+  (503) holds only the deployment.
 * ``fail_over`` — opens the deployment at once for ``failover_cooldown_s``; the quota
   scope too when the error is about the shared key or account (401, 402, quota,
   balance, arrears).
 * ``content_refused``, ``context_too_long``, ``fatal`` — the endpoint answered: these
   count as a success for the breakers (they are about the request, not its health).
-* a cancelled attempt (hedge loser, deadline, caller cancelled) only frees the probe.
+* a cancelled attempt (hedge loser, deadline, caller cancelled) only frees its place.
 
 Time comes from an injectable monotonic ``clock`` so tests can drive it. The breakers
 are meant for one event loop (or one thread) at a time, like the clients they guard.
@@ -34,6 +56,7 @@ are meant for one event loop (or one thread) at a time, like the clients they gu
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -43,10 +66,12 @@ from hybridstack.errors import ProviderError
 from hybridstack.resilience.settings import BreakerSettings
 
 __all__ = [
+    "BreakerAdmission",
     "BreakerBlock",
     "BreakerInfo",
     "BreakerRegistry",
     "BreakerState",
+    "BreakerTicket",
     "CircuitBreaker",
     "is_scope_wide",
     "is_throttle",
@@ -96,6 +121,30 @@ def is_scope_wide(error: ProviderError) -> bool:
 
 #: How soon a request refused by the warm-up cap may be tried again on that deployment.
 _WARMUP_RETRY_S = 0.05
+#: How often a call waiting on a breaker whose probe is out asks again for its verdict.
+_PROBE_POLL_S = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerTicket:
+    """One granted request on one breaker: hand it back with the outcome."""
+
+    #: The request's place in the order requests were sent through this breaker.
+    seq: int
+    #: The state it went out under (``"half_open"`` for every probe).
+    state: BreakerState
+    #: A probe: its verdict closes or re-opens the breaker.
+    probe: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerAdmission:
+    """A request granted by :meth:`BreakerRegistry.admit`: the deployment's and scope's tickets."""
+
+    #: ``"half_open"`` if either breaker let it through as a probe, else ``"closed"``.
+    state: BreakerState
+    own: BreakerTicket
+    scope: BreakerTicket
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +159,10 @@ class BreakerBlock:
     #: Seconds until the breaker may allow a request (None: unknown — a probe is out).
     retry_in_s: float | None
     scope: bool = False
+    #: For ``"open"``/``"half_open"``: seconds until a call with no other candidate left
+    #: should ask again with ``last_resort=True`` (an early probe may be due, or the
+    #: verdict of the probe in flight). None for holds and the warm-up cap.
+    last_resort_in_s: float | None = None
 
     def describe(self) -> str:
         what = "quota scope" if self.scope else "circuit breaker"
@@ -136,6 +189,7 @@ class BreakerInfo:
     state: BreakerState
     #: The breaker's own state machine, without holds.
     breaker_state: BreakerState
+    #: Failures among the requests sent after the newest success (the failure run).
     consecutive_failures: int
     #: The cool-down the breaker opened with last (the next failed probe multiplies it).
     cooldown_s: float
@@ -151,6 +205,16 @@ class BreakerInfo:
     #: For a deployment: its quota scope; for a scope: the deployments seen in it.
     scope: str | None = None
     members: tuple[str, ...] = ()
+    #: Outcomes in the window now (see ``BreakerSettings.window_s``/``window_size``) ...
+    window_requests: int = 0
+    #: ... how many of them failed ...
+    window_failures: int = 0
+    #: ... and their share (None while the window is empty).
+    failure_rate: float | None = None
+    #: Probe requests out now.
+    probes_in_flight: int = 0
+    #: Opened by a fail-over error (key, quota, retired model): no early probes.
+    failover: bool = False
 
 
 class CircuitBreaker:
@@ -159,12 +223,21 @@ class CircuitBreaker:
     __slots__ = (
         "_clock",
         "_cooldown",
-        "_failures",
+        "_epoch",
+        "_failover",
         "_hold_until",
         "_in_flight",
+        "_last_probe_at",
+        "_last_success_at",
+        "_newest_success",
         "_open_until",
+        "_outcomes",
         "_probe_since",
+        "_probes",
+        "_run",
+        "_sent",
         "_state",
+        "_window_failures",
         "failures_total",
         "kind",
         "last_error",
@@ -187,11 +260,24 @@ class CircuitBreaker:
         self.settings = settings or BreakerSettings()
         self._clock = clock
         self._state: BreakerState = CLOSED
-        self._failures = 0
         self._open_until = 0.0
         self._hold_until = 0.0
         self._cooldown = self.settings.cooldown_s
-        self._probe_since: float | None = None
+        self._failover = False
+        # Send order: every granted request takes the next number; a state change
+        # starts a new epoch, and outcomes of requests sent before it are stale.
+        self._sent = 0
+        self._epoch = 0
+        # The window: (completed at, failed) per outcome, oldest first.
+        self._outcomes: deque[tuple[float, bool]] = deque()
+        self._window_failures = 0
+        # The failure run: send numbers of the failures sent after the newest success.
+        self._run: list[int] = []
+        self._newest_success = -1
+        self._last_success_at: float | None = None
+        self._probes = 0
+        self._probe_since = 0.0
+        self._last_probe_at = 0.0
         self.times_opened = 0
         self.failures_total = 0
         self.successes_total = 0
@@ -207,7 +293,6 @@ class CircuitBreaker:
     def _refresh(self, now: float) -> BreakerState:
         if self._state is OPEN and now >= self._open_until:
             self._state = HALF_OPEN
-            self._probe_since = None
         return self._state
 
     @property
@@ -229,24 +314,35 @@ class CircuitBreaker:
         state = self._refresh(now)
         if state is OPEN:
             return max(wait, self._open_until - now)
-        if state is HALF_OPEN and self._probe_busy(now):
+        if state is HALF_OPEN and self._probes_busy(now):
             return None
         return wait
 
-    def _probe_busy(self, now: float) -> bool:
-        since = self._probe_since
-        return since is not None and now - since < self.settings.probe_timeout_s
+    def _probes_busy(self, now: float) -> bool:
+        if self._probes and now - self._probe_since >= self.settings.probe_timeout_s:
+            self._probes = 0  # their tasks were lost: free the slots
+        return self._probes >= self.settings.half_open_max_probes
+
+    def _trim(self, now: float) -> None:
+        outcomes = self._outcomes
+        horizon = now - self.settings.window_s
+        size = self.settings.window_size
+        while outcomes and (len(outcomes) > size or outcomes[0][0] < horizon):
+            if outcomes.popleft()[1]:
+                self._window_failures -= 1
 
     def info(self, *, scope: str | None = None, members: Iterable[str] = ()) -> BreakerInfo:
         now = self._clock()
         held = max(0.0, self._hold_until - now)
         state = self._refresh(now)
+        self._trim(now)
+        window = len(self._outcomes)
         return BreakerInfo(
             name=self.name,
             kind=self.kind,
             state=OPEN if held > 0 else state,
             breaker_state=state,
-            consecutive_failures=self._failures,
+            consecutive_failures=len(self._run),
             cooldown_s=self._cooldown,
             retry_in_s=self.retry_in(),
             held_for_s=held,
@@ -256,23 +352,30 @@ class CircuitBreaker:
             last_error=self.last_error,
             scope=scope,
             members=tuple(members),
+            window_requests=window,
+            window_failures=self._window_failures,
+            failure_rate=self._window_failures / window if window else None,
+            probes_in_flight=self._probes,
+            failover=self._failover and state is not CLOSED,
         )
 
     # --- gate ----------------------------------------------------------------------
 
-    def try_acquire(self) -> BreakerBlock | BreakerState:
-        """Ask to send one request: the state it goes out under, or why not.
+    def admit(self, *, last_resort: bool = False) -> BreakerBlock | BreakerTicket:
+        """Ask to send one request: a ticket to hand back with its outcome, or why not.
 
-        In half-open state the first caller becomes the probe; it must report back
-        with :meth:`on_success`, :meth:`on_failure`, :meth:`trip` or :meth:`release`.
+        In half-open state the first callers (``half_open_max_probes``) become probes.
+        ``last_resort=True`` (the caller has no other candidate) also lets an open
+        breaker take an early probe, at most one per ``probe_interval_s``, unless it was
+        opened by a fail-over error. Every ticket must be handed back to
+        :meth:`on_success`, :meth:`on_failure`, :meth:`trip` or :meth:`release`.
         """
         now = self._clock()
         if now < self._hold_until:
             return BreakerBlock(
                 self.name, "hold", self._hold_until - now, self.kind == "quota_scope"
             )
-        state = self._state
-        if state is CLOSED:
+        if self._state is CLOSED:
             cap = self.settings.warmup_max_in_flight
             if (
                 cap is not None
@@ -283,74 +386,150 @@ class CircuitBreaker:
                 # Unproven endpoint: let a few requests find out whether it is alive;
                 # the rest of a burst goes elsewhere now (the executor defers this one).
                 return BreakerBlock(self.name, "warmup", _WARMUP_RETRY_S, False)
-            self._in_flight += 1
-            return CLOSED
+            return self._grant(CLOSED, probe=False, now=now)
         state = self._refresh(now)
+        scope = self.kind == "quota_scope"
+        if self._probes_busy(now):
+            retry_in = self._open_until - now if state is OPEN else None
+            reason: Literal["open", "half_open"] = "open" if state is OPEN else "half_open"
+            return BreakerBlock(self.name, reason, retry_in, scope, _PROBE_POLL_S)
         if state is OPEN:
-            return BreakerBlock(
-                self.name, "open", self._open_until - now, self.kind == "quota_scope"
-            )
-        if self._probe_busy(now):
-            return BreakerBlock(self.name, "half_open", None, self.kind == "quota_scope")
-        self._probe_since = now
+            until_open = self._open_until - now
+            if self._failover:
+                return BreakerBlock(self.name, "open", until_open, scope, until_open)
+            early = self._last_probe_at + self.settings.probe_interval_s - now
+            if not last_resort or early > 0:
+                return BreakerBlock(
+                    self.name, "open", until_open, scope, max(0.0, min(early, until_open))
+                )
+        return self._grant(HALF_OPEN, probe=True, now=now)
+
+    def _grant(self, state: BreakerState, *, probe: bool, now: float) -> BreakerTicket:
+        seq = self._sent
+        self._sent = seq + 1
         self._in_flight += 1
-        return HALF_OPEN
+        if probe:
+            self._probes += 1
+            self._probe_since = self._last_probe_at = now
+        return BreakerTicket(seq, state, probe)
+
+    def try_acquire(self) -> BreakerBlock | BreakerState:
+        """:meth:`admit` for ticketless callers: the state it goes out under, or why not."""
+        gate = self.admit()
+        return gate if isinstance(gate, BreakerBlock) else gate.state
 
     # --- outcomes ------------------------------------------------------------------
 
-    def on_success(self) -> None:
-        """The endpoint answered: reset the failure streak; a half-open probe closes it."""
-        self._done()
-        self.successes_total += 1
-        self._failures = 0
-        if self._state is not CLOSED and self._refresh(self._clock()) is HALF_OPEN:
-            self._state = CLOSED
-            self._probe_since = None
-            self._cooldown = self.settings.cooldown_s
+    def _settle(self, ticket: BreakerTicket | None) -> tuple[int, bool, bool]:
+        """Account for a returned request: (its send number, was it a probe, is it stale)."""
+        if self._in_flight > 0:
+            self._in_flight -= 1
+        if ticket is None:
+            # No ticket: as if sent just now; the probe if the breaker is half-open.
+            seq = self._sent
+            self._sent = seq + 1
+            probe = self._refresh(self._clock()) is HALF_OPEN
+            if probe and self._probes > 0:
+                self._probes -= 1
+            return seq, probe, False
+        if ticket.seq < self._epoch:
+            return ticket.seq, ticket.probe, True
+        if ticket.probe and self._probes > 0:
+            self._probes -= 1
+        return ticket.seq, ticket.probe, False
 
-    def on_failure(self, description: str | None = None) -> bool:
+    def on_success(self, ticket: BreakerTicket | None = None) -> None:
+        """The endpoint answered: a probe closes the breaker; else it joins the window."""
+        seq, probe, stale = self._settle(ticket)
+        self.successes_total += 1
+        if stale:
+            return
+        now = self._clock()
+        if self._state is not CLOSED:
+            if probe and self._refresh(now) is not CLOSED:
+                self._close(now)
+            return
+        self._last_success_at = now
+        self._observe(now, failed=False)
+        if seq > self._newest_success:
+            self._newest_success = seq
+            run = self._run
+            if run:
+                self._run = [s for s in run if s > seq]
+
+    def on_failure(
+        self, description: str | None = None, ticket: BreakerTicket | None = None
+    ) -> bool:
         """A health failure. Returns True when this failure opened the breaker."""
-        self._done()
+        seq, probe, stale = self._settle(ticket)
         self.failures_total += 1
-        self._failures += 1
         if description is not None:
             self.last_error = description
+        if stale:
+            return False
         now = self._clock()
         state = self._refresh(now)
-        if state is HALF_OPEN:
-            # A failed probe: open again with a longer cool-down (never shorter than before).
-            grown = min(
-                self._cooldown * self.settings.cooldown_multiplier, self.settings.max_cooldown_s
-            )
-            self._open(now, max(self._cooldown, grown))
-            return True
-        if state is CLOSED and self._failures >= self.settings.failure_threshold:
+        if state is not CLOSED:
+            if probe and state is HALF_OPEN:
+                # A failed probe: open again with a longer cool-down (never shorter).
+                self._open(now, max(self._cooldown, self._grown()))
+                return True
+            return False  # an early probe failed: the breaker stays open as it was
+        self._observe(now, failed=True)
+        if seq > self._newest_success:
+            self._run.append(seq)
+        if self._should_open(now):
             self._open(now, self.settings.cooldown_s)
             return True
         return False
 
-    def trip(self, cooldown_s: float, description: str | None = None) -> bool:
-        """Open now for at least ``cooldown_s`` (fail-over errors). True if it was not open."""
-        self._done()
+    def _grown(self) -> float:
+        settings = self.settings
+        return min(self._cooldown * settings.cooldown_multiplier, settings.max_cooldown_s)
+
+    def _observe(self, now: float, *, failed: bool) -> None:
+        self._outcomes.append((now, failed))
+        if failed:
+            self._window_failures += 1
+        self._trim(now)
+
+    def _should_open(self, now: float) -> bool:
+        settings = self.settings
+        window = len(self._outcomes)
+        if (
+            window >= settings.minimum_requests
+            and self._window_failures >= settings.failure_rate_threshold * window
+        ):
+            return True
+        answered_lately = (
+            self._last_success_at is not None and now - self._last_success_at <= settings.window_s
+        )
+        needed = settings.minimum_requests if answered_lately else settings.failure_threshold
+        return len(self._run) >= needed
+
+    def trip(
+        self, cooldown_s: float, description: str | None = None, ticket: BreakerTicket | None = None
+    ) -> bool:
+        """Open now for at least ``cooldown_s`` (fail-over errors). True if it was not open.
+
+        Applied even from a stale request: a revoked key or an empty balance is a fact
+        about the deployment, whenever the request that found out was sent.
+        """
+        self._settle(ticket)
         self.failures_total += 1
-        self._failures += 1
         if description is not None:
             self.last_error = description
         now = self._clock()
         state = self._refresh(now)
         if state is HALF_OPEN:
             # A failed probe: back off harder than before, and at least the trip's time.
-            cooldown_s = max(
-                cooldown_s,
-                min(
-                    self._cooldown * self.settings.cooldown_multiplier, self.settings.max_cooldown_s
-                ),
-            )
+            cooldown_s = max(cooldown_s, self._grown())
         if state is OPEN:
             self._open_until = max(self._open_until, now + cooldown_s)
             self._cooldown = max(self._cooldown, cooldown_s)
+            self._failover = True
             return False
-        self._open(now, cooldown_s)
+        self._open(now, cooldown_s, failover=True)
         return True
 
     def hold(self, seconds: float, description: str | None = None) -> None:
@@ -359,29 +538,41 @@ class CircuitBreaker:
             self.last_error = description
         self._hold_until = max(self._hold_until, self._clock() + max(0.0, seconds))
 
-    def release(self) -> None:
-        """An attempt ended without a verdict (cancelled): free the half-open probe slot."""
-        self._done()
-        self._probe_since = None
-
-    def _done(self) -> None:
-        if self._in_flight > 0:
-            self._in_flight -= 1
+    def release(self, ticket: BreakerTicket | None = None) -> None:
+        """An attempt ended without a verdict (cancelled): free its place (and probe slot)."""
+        self._settle(ticket)
 
     def reset(self) -> None:
         """Back to closed, no holds, counters kept."""
-        self._state = CLOSED
-        self._failures = 0
-        self._open_until = 0.0
+        self._close()
         self._hold_until = 0.0
-        self._probe_since = None
-        self._cooldown = self.settings.cooldown_s
 
-    def _open(self, now: float, cooldown_s: float) -> None:
+    def _clear(self) -> None:
+        self._epoch = self._sent
+        self._outcomes.clear()
+        self._window_failures = 0
+        self._run = []
+        self._probes = 0
+
+    def _close(self, probe_succeeded_at: float | None = None) -> None:
+        self._state = CLOSED
+        self._open_until = 0.0
+        self._failover = False
+        self._cooldown = self.settings.cooldown_s
+        self._clear()
+        if probe_succeeded_at is not None:
+            # The probe's success is the first outcome of the new epoch.
+            self._last_success_at = probe_succeeded_at
+
+    def _open(self, now: float, cooldown_s: float, *, failover: bool = False) -> None:
         self._state = OPEN
         self._cooldown = cooldown_s
         self._open_until = now + cooldown_s
-        self._probe_since = None
+        self._failover = failover
+        self._last_probe_at = now
+        # A new epoch; the window and run stay as they were (what opened it) until it closes.
+        self._epoch = self._sent
+        self._probes = 0
         self.times_opened += 1
 
 
@@ -389,8 +580,9 @@ class BreakerRegistry:
     """Every deployment's and quota scope's breaker, created on first use.
 
     ``health`` is the router's view (``"closed"|"open"|"half_open"``), ``state`` and
-    ``snapshot`` are for alerting, and the executor goes through ``acquire`` and the
-    ``record_*`` methods.
+    ``snapshot`` are for alerting, and the executor goes through ``admit`` and the
+    ``record_*`` methods (handing back the admission, so outcomes are judged in the
+    order their requests were sent).
     """
 
     def __init__(
@@ -506,69 +698,86 @@ class BreakerRegistry:
 
     # --- the executor's side ---------------------------------------------------------
 
-    def acquire(self, deployment: Deployment) -> BreakerBlock | BreakerState:
-        """Ask to send a request: the deployment's state it goes out under, or a block.
+    def admit(
+        self, deployment: Deployment, *, last_resort: bool = False
+    ) -> BreakerBlock | BreakerAdmission:
+        """Ask to send a request: an admission to hand back with the outcome, or a block.
 
-        A granted half-open probe must be followed by ``record_success``,
-        ``record_failure`` or ``release``.
+        ``last_resort=True``: the caller has no other candidate left, so an open breaker
+        may take it as an early probe (see :meth:`CircuitBreaker.admit`). The admission
+        must be passed to ``record_success``, ``record_failure`` or ``release``.
         """
         own, shared = self._pair(deployment)
-        # Fast path: both closed and not held.
-        scope_gate = shared.try_acquire()
+        scope_gate = shared.admit(last_resort=last_resort)
         if scope_gate.__class__ is BreakerBlock:
             return scope_gate  # type: ignore[return-value]
-        own_gate = own.try_acquire()
+        own_gate = own.admit(last_resort=last_resort)
         if own_gate.__class__ is BreakerBlock:
-            if scope_gate is HALF_OPEN:
-                shared.release()
+            shared.release(scope_gate)  # type: ignore[arg-type]
             return own_gate  # type: ignore[return-value]
-        if scope_gate is HALF_OPEN:
-            return HALF_OPEN
-        return own_gate  # type: ignore[return-value]
+        probe = scope_gate.probe or own_gate.probe  # type: ignore[union-attr]
+        return BreakerAdmission(HALF_OPEN if probe else CLOSED, own_gate, scope_gate)  # type: ignore[arg-type]
 
-    def record_success(self, deployment: Deployment) -> None:
+    def acquire(self, deployment: Deployment) -> BreakerBlock | BreakerState:
+        """:meth:`admit` for callers that report outcomes without an admission."""
+        gate = self.admit(deployment)
+        return gate if isinstance(gate, BreakerBlock) else gate.state
+
+    def record_success(
+        self, deployment: Deployment, admission: BreakerAdmission | None = None
+    ) -> None:
         own, shared = self._pair(deployment)
-        own.on_success()
-        shared.on_success()
+        own.on_success(admission.own if admission is not None else None)
+        shared.on_success(admission.scope if admission is not None else None)
 
-    def release(self, deployment: Deployment) -> None:
+    def release(self, deployment: Deployment, admission: BreakerAdmission | None = None) -> None:
         own, shared = self._pair(deployment)
-        own.release()
-        shared.release()
+        own.release(admission.own if admission is not None else None)
+        shared.release(admission.scope if admission is not None else None)
 
-    def record_failure(self, deployment: Deployment, error: ProviderError) -> list[str]:
+    def record_failure(
+        self,
+        deployment: Deployment,
+        error: ProviderError,
+        admission: BreakerAdmission | None = None,
+    ) -> list[str]:
         """Apply one failed attempt; returns the names of the breakers it opened or held."""
         own, shared = self._pair(deployment)
+        mine = admission.own if admission is not None else None
+        theirs = admission.scope if admission is not None else None
         kind = error.kind
         description = f"{kind}: {error.message}"
         opened: list[str] = []
         if kind == "retry_here":
-            if own.on_failure(description):
+            if own.on_failure(description, mine):
                 opened.append(own.name)
             retry_after = error.retry_after
             if is_throttle(error):
-                if retry_after is not None and retry_after > 0:
-                    shared.hold(retry_after, description)
+                # Slow down the whole key: for as long as the provider said, else briefly.
+                hold = retry_after if retry_after is not None and retry_after > 0 else None
+                hold = hold if hold is not None else self.settings.throttle_hold_s
+                if hold > 0:
+                    shared.hold(hold, description)
                     opened.append(f"scope:{shared.name}")
-                if shared.on_failure(description):
+                if shared.on_failure(description, theirs):
                     opened.append(f"scope:{shared.name}")
             else:
-                shared.release()
+                shared.release(theirs)
                 if retry_after is not None and retry_after > 0:
                     own.hold(retry_after, description)
         elif kind == "fail_over":
             cooldown = self.settings.failover_cooldown_s
-            if own.trip(cooldown, description):
+            if own.trip(cooldown, description, mine):
                 opened.append(own.name)
             if is_scope_wide(error):
-                if shared.trip(cooldown, description):
+                if shared.trip(cooldown, description, theirs):
                     opened.append(f"scope:{shared.name}")
             else:
-                shared.release()
+                shared.release(theirs)
         else:
             # Refused, too long, fatal: the endpoint is alive and answering.
-            own.on_success()
-            shared.on_success()
+            own.on_success(mine)
+            shared.on_success(theirs)
         return list(dict.fromkeys(opened))
 
     def reset(self, deployment: Deployment | str | None = None) -> None:

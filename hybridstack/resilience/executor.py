@@ -14,14 +14,22 @@ at a ready time) or *done* for this call. Before every attempt the executor pick
 1. the first fresh candidate in plan order that is still allowed (see the filters
    below) and whose quota scope is not throttled in this call; else
 2. the waiting candidate with the earliest ready time (ties: plan order), sleeping
-   until then — but never past the deadline (that raises ``BudgetExceededError``).
+   until then — but never past the deadline (that raises ``BudgetExceededError``); else
+3. the *parked* candidate (behind an open breaker) that may be tried first.
 
 With ``RetrySettings(prefer_failover=False)`` a deployment that just failed with a
 retry-here error is retried (after its backoff) before any fresh candidate.
 
-Then the deployment's circuit breakers are asked (:class:`BreakerRegistry`). An open
-breaker skips the deployment *without a network call*; a quota scope held by a
-Retry-After within ``retry_after_cap_s`` only defers it to the end of the hold.
+Then the deployment's circuit breakers are asked (:meth:`BreakerRegistry.admit`). A
+quota scope held by a Retry-After within ``retry_after_cap_s`` (or a deployment at its
+warm-up cap) only defers it. An open breaker parks it *without a network call*: open
+breakers are a last resort. Only when nothing fresh or waiting is left does the call
+wait for a parked one — at most ``BreakerSettings.last_resort_wait_s`` in all, never
+past the deadline — and ask again with ``last_resort=True``, so the first such call
+becomes the breaker's (early) probe; a breaker that cannot admit one in time (opened by
+a fail-over error, or a hold beyond the cap) skips the deployment for this call. Every
+way out of a call awaits the event loop at least once, so failing calls retried in a
+loop never starve it.
 
 What one failed attempt does, by taxonomy kind:
 
@@ -132,7 +140,12 @@ from hybridstack.errors import (
     StreamInterruptedError,
     scrub,
 )
-from hybridstack.resilience.breaker import BreakerBlock, BreakerRegistry, is_throttle
+from hybridstack.resilience.breaker import (
+    BreakerAdmission,
+    BreakerBlock,
+    BreakerRegistry,
+    is_throttle,
+)
 from hybridstack.resilience.pool import ProviderPool
 from hybridstack.resilience.settings import Budget, HedgeSettings, RetrySettings
 from hybridstack.types import (
@@ -177,6 +190,11 @@ _DEFAULT_BUDGET = Budget()
 _FRESH = 0
 _WAIT = 1
 _DONE = 2
+#: Behind an open breaker: tried only when nothing fresh or waiting is left (last resort).
+_PARKED = 3
+#: Ready times this close count as a tie, broken by plan order: twins deferred by one
+#: Retry-After hold are ready "at once", give or take the float arithmetic.
+_TIE_S = 1e-3
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,7 +276,18 @@ class _StreamWatchdog:
 class _Slot:
     """One candidate's state within one call."""
 
-    __slots__ = ("cand", "dep", "gate", "index", "ready_at", "state", "tries", "window")
+    __slots__ = (
+        "admission",
+        "block",
+        "cand",
+        "dep",
+        "gate",
+        "index",
+        "ready_at",
+        "state",
+        "tries",
+        "window",
+    )
 
     def __init__(self, index: int, cand: Any, window: int) -> None:
         self.index = index
@@ -269,6 +298,10 @@ class _Slot:
         self.ready_at = 0.0
         self.window = window
         self.gate = "closed"
+        #: The breakers' admission of the attempt in flight (handed back with its outcome).
+        self.admission: BreakerAdmission | None = None
+        #: While parked: the breaker block that parked it (for the error if it gives up).
+        self.block: BreakerBlock | None = None
 
 
 class _Run:
@@ -435,6 +468,8 @@ class _Call:
         self.throttled: dict[str, float] | None = None
         self.last_failed: _Slot | None = None
         self.resume_from: Deployment | None = None
+        #: When the call first had to wait on an open breaker (its last resort).
+        self.parked_since: float | None = None
         self.redacted: dict[str, tuple[ChatRequest, dict[str, int]]] | None = None
 
     def start(self) -> None:
@@ -604,6 +639,7 @@ class _Call:
         best_fresh: _Slot | None = None
         best_rank = 3
         best_wait: _Slot | None = None
+        best_parked: _Slot | None = None
         throttled = self.throttled
         for slot in self.slots:
             state = slot.state
@@ -633,23 +669,31 @@ class _Call:
                 rank = _resume_rank(slot.dep, resume)
                 if rank < best_rank:
                     best_fresh, best_rank = slot, rank
-            elif best_wait is None or slot.ready_at < best_wait.ready_at:
-                best_wait = slot
+            elif state == _WAIT:
+                if best_wait is None or slot.ready_at < best_wait.ready_at - _TIE_S:
+                    best_wait = slot
+            elif best_parked is None or slot.ready_at < best_parked.ready_at - _TIE_S:
+                best_parked = slot
         if best_fresh is not None:
             return best_fresh, now
         if best_wait is not None:
             return best_wait, best_wait.ready_at
+        if best_parked is not None:
+            # Open breakers are a last resort: only when nothing else is left.
+            return best_parked, best_parked.ready_at
         return None, now
 
     def _blocked(self, slot: _Slot, block: BreakerBlock) -> None:
+        """A breaker refused ``slot`` now: defer it, park it as a last resort, or skip it."""
         now = self.loop.time()
         retry_in = block.retry_in_s
         dep_id = slot.dep.id
+        deadline = self.deadline
         if (
             block.reason in ("hold", "warmup")
             and retry_in is not None
             and retry_in <= self.ex.retry.retry_after_cap_s
-            and (self.deadline is None or now + retry_in < self.deadline)
+            and (deadline is None or now + retry_in < deadline)
         ):
             slot.state = _WAIT
             slot.ready_at = now + retry_in + 0.001
@@ -657,6 +701,33 @@ class _Call:
                 "breaker_open", dep_id, message=f"deferred: {block.describe()}", delay_s=retry_in
             )
             return
+        later = block.last_resort_in_s
+        cap = self.ex.breakers.settings.last_resort_wait_s
+        if (
+            later is not None
+            and cap > 0
+            and later <= cap
+            and (deadline is None or now + later < deadline)
+        ):
+            # Behind an open breaker: tried again only when nothing else is left.
+            parked_before = slot.state == _PARKED
+            slot.state = _PARKED
+            slot.ready_at = now + later
+            slot.block = block
+            if not parked_before:
+                self.emit(
+                    "breaker_open",
+                    dep_id,
+                    message=f"behind an open breaker (a last resort): {block.describe()}",
+                    delay_s=later,
+                )
+            return
+        self._skip(slot, block)
+
+    def _skip(self, slot: _Slot, block: BreakerBlock) -> None:
+        """Done for this call without a request (it stays in the error as skipped)."""
+        retry_in = block.retry_in_s
+        dep_id = slot.dep.id
         slot.state = _DONE
         why = f"skipped without a request: {block.describe()}"
         if slot.tries == 0:
@@ -693,6 +764,16 @@ class _Call:
 
     async def next_slot(self) -> _Slot:
         """The next candidate to send a request to (sleeping for backoff if needed)."""
+        try:
+            return await self._next_slot()
+        except Exception:
+            # Every way out of a call awaits at least once: a call that fails without a
+            # request (every breaker open) must not starve the event loop when a caller
+            # retries it in a loop.
+            await asyncio.sleep(0)
+            raise
+
+    async def _next_slot(self) -> _Slot:
         loop = self.loop
         while True:
             now = loop.time()
@@ -702,6 +783,19 @@ class _Call:
             self._check_budget(slot)
             wait = ready_at - now
             deadline = self.deadline
+            parked = slot.state == _PARKED
+            if parked:
+                since = self.parked_since
+                if since is None:
+                    since = self.parked_since = now
+                limit = since + self.ex.breakers.settings.last_resort_wait_s
+                if deadline is not None:
+                    limit = min(limit, deadline)
+                if ready_at > limit:
+                    # Nothing can be sent here in time: skipped, with the breaker's reason.
+                    assert slot.block is not None
+                    self._skip(slot, slot.block)
+                    continue
             if deadline is not None and max(now, ready_at) >= deadline:
                 if wait > 0:
                     detail = (
@@ -713,11 +807,11 @@ class _Call:
                 raise self.budget_error("deadline", detail)
             if wait > 0:
                 await asyncio.sleep(wait)
-            gate = self.ex.breakers.acquire(slot.dep)
+            gate = self.ex.breakers.admit(slot.dep, last_resort=parked)
             if gate.__class__ is BreakerBlock:
                 self._blocked(slot, gate)  # type: ignore[arg-type]
                 continue
-            slot.gate = gate  # type: ignore[assignment]
+            self._admitted(slot, gate)  # type: ignore[arg-type]
             failed = self.last_failed
             if failed is not None:
                 self.last_failed = None
@@ -726,6 +820,12 @@ class _Call:
                 else:
                     self.emit("failover", failed.dep.id, to=slot.dep.id, delay_s=max(0.0, wait))
             return slot
+
+    @staticmethod
+    def _admitted(slot: _Slot, admission: BreakerAdmission) -> None:
+        slot.admission = admission
+        slot.gate = admission.state
+        slot.block = None
 
     async def provider_for(self, slot: _Slot) -> Any:
         """The slot's provider, made ready (SDK imported, client built) off the event loop.
@@ -748,7 +848,7 @@ class _Call:
             provider = None  # the deadline passed while loading: handled below
         except ConfigurationError as exc:
             # A deployment that cannot be built (no key …) is skipped, never sent.
-            self.ex.breakers.release(slot.dep)
+            self.ex.breakers.release(slot.dep, slot.admission)
             slot.state = _DONE
             why = f"skipped without a request: {exc}"
             self.skips.append(
@@ -757,10 +857,10 @@ class _Call:
             self.emit("skipped", slot.dep.id, message=why)
             raise _Skipped from exc
         except BaseException:
-            self.ex.breakers.release(slot.dep)
+            self.ex.breakers.release(slot.dep, slot.admission)
             raise
         if provider is None or self.past_deadline():
-            self.ex.breakers.release(slot.dep)
+            self.ex.breakers.release(slot.dep, slot.admission)
             raise self.budget_error(
                 "deadline",
                 f"the {self.budget.deadline_s}s deadline passed while the {slot.dep.protocol} "
@@ -800,7 +900,7 @@ class _Call:
         dep = slot.dep
         kind = error.kind
         self.emit("attempt_failed", dep.id, error_kind=kind, message=error.message)
-        for name in self.ex.breakers.record_failure(dep, error):
+        for name in self.ex.breakers.record_failure(dep, error, slot.admission):
             self.emit(
                 "breaker_open",
                 dep.id,
@@ -912,6 +1012,7 @@ class _Call:
         retry_index = slot.tries
         slot.tries = retry_index + 1
         dep = slot.dep
+        admission = slot.admission
         call_id = self.call_id
         headers = {"x-hybridstack-call": call_id, "x-hybridstack-attempt": f"{call_id}-{index}"}
         request, redactions = (
@@ -946,7 +1047,7 @@ class _Call:
                 error=TimeoutError("the call's deadline passed during this attempt"),
                 hedged=run is not None and run.hedged, redactions=redactions,
             )  # fmt: skip
-            self.ex.breakers.release(dep)
+            self.ex.breakers.release(dep, admission)
             raise self.budget_error(
                 "deadline",
                 f"the {self.budget.deadline_s}s deadline passed during an attempt on {dep.id}",
@@ -956,7 +1057,7 @@ class _Call:
                 slot, index, retry_index, started_at, perf_counter() - t0, "cancelled",
                 hedged=run is not None and run.hedged, redactions=redactions,
             )  # fmt: skip
-            self.ex.breakers.release(dep)
+            self.ex.breakers.release(dep, admission)
             raise
         except Exception as exc:
             # Not a taxonomy error: an adapter bug. Record it, then let it surface.
@@ -964,14 +1065,14 @@ class _Call:
                 slot, index, retry_index, started_at, perf_counter() - t0, "fatal",
                 error=exc, hedged=run is not None and run.hedged, redactions=redactions,
             )  # fmt: skip
-            self.ex.breakers.release(dep)
+            self.ex.breakers.release(dep, admission)
             raise
         latency = perf_counter() - t0
         usage = response.usage
         cost = _cost(dep, usage, started_at)
         self.spent += cost
         ex = self.ex
-        ex.breakers.record_success(dep)
+        ex.breakers.record_success(dep, admission)
         self.record(
             slot, index, retry_index, started_at, latency, "ok",
             usage=usage, cost=cost, request_id=response.request_id,
@@ -1023,11 +1124,11 @@ class _Call:
                 continue
             if not self._check_budget(slot, hedge=True):
                 return None
-            gate = self.ex.breakers.acquire(slot.dep)
+            gate = self.ex.breakers.admit(slot.dep)
             if gate.__class__ is BreakerBlock:
                 self._blocked(slot, gate)  # type: ignore[arg-type]
                 continue
-            slot.gate = gate  # type: ignore[assignment]
+            self._admitted(slot, gate)  # type: ignore[arg-type]
             return slot
         return None
 
@@ -1089,7 +1190,7 @@ class _Call:
                                 failure = fatal
                         else:
                             self.errors.append(exc)
-                            self.ex.breakers.record_failure(run.slot.dep, exc)
+                            self.ex.breakers.record_failure(run.slot.dep, exc, run.slot.admission)
                     elif not isinstance(exc, _Skipped) and failure is None:
                         failure = exc
                 if winner is not None:
@@ -1197,7 +1298,7 @@ class _Call:
                         final_usage = response.usage
                         cost = _cost(dep, final_usage, started_at)
                         self.spent += cost
-                        ex.breakers.record_success(dep)
+                        ex.breakers.record_success(dep, slot.admission)
                         recorded = True
                         self.record(
                             slot, index, retry_index, started_at, latency, "ok",
@@ -1248,7 +1349,7 @@ class _Call:
                     error=TimeoutError("the call's deadline passed during this attempt"),
                     ttft_s=ttft, streamed=True, redactions=redactions,
                 )  # fmt: skip
-                ex.breakers.release(dep)
+                ex.breakers.release(dep, slot.admission)
                 raise self.budget_error(
                     "deadline",
                     f"the {self.budget.deadline_s}s deadline passed while streaming from {dep.id}",
@@ -1266,7 +1367,7 @@ class _Call:
                         cost=cost, error=exc if unexpected else None, ttft_s=ttft,
                         streamed=True, redactions=redactions,
                     )  # fmt: skip
-                    ex.breakers.release(dep)
+                    ex.breakers.release(dep, slot.admission)
                 raise
             finally:
                 if watchdog is not None:

@@ -128,37 +128,91 @@ class RetrySettings:
 class BreakerSettings:
     """Circuit breakers, one per deployment and one per quota scope.
 
+    A breaker judges a deployment by its recent outcomes, not by a lucky or unlucky
+    streak in the order answers happen to arrive. It opens on either rule:
+
+    * **failure rate** — the window (the last ``window_size`` outcomes, none older
+      than ``window_s``) holds at least ``minimum_requests`` outcomes and at least
+      ``failure_rate_threshold`` of them are failures;
+    * **failure run** — the last requests *in the order they were sent* all failed:
+      ``failure_threshold`` of them when nothing succeeded within ``window_s`` (an
+      endpoint that is down from the start, or has been silent: found in a handful of
+      requests), else ``minimum_requests`` of them (one that was answering and died).
+      Sent order matters: an instant 5xx does not overtake a slower success sent
+      before it, so a deployment failing 30% of the time is not benched by chance.
+
     Args:
-        failure_threshold: consecutive health failures (retry-here errors) that open a
-            deployment's breaker; for a quota scope, consecutive throttles (429s).
-        cooldown_s: how long a breaker stays open before letting one probe through.
+        failure_threshold: the short failure run that opens a breaker which has had no
+            success within ``window_s``; for a quota scope, throttles (429s).
+        minimum_requests: outcomes the window must hold before the rate may open the
+            breaker; also the failure run that opens one that was answering lately.
+        failure_rate_threshold: the failure share (0 < x <= 1) of the window that opens it.
+        window_s: how far back the window looks, in seconds.
+        window_size: how many outcomes the window keeps at most.
+        cooldown_s: how long a breaker stays open before letting a probe through.
         cooldown_multiplier: a failed probe re-opens the breaker with the cool-down
             multiplied by this ...
         max_cooldown_s: ... up to this.
         failover_cooldown_s: cool-down after a *fail-over* error (bad key, quota or
             balance exhausted, retired model, region blocked): these do not heal in
-            seconds, so the breaker opens at once and for longer.
-        probe_timeout_s: a half-open probe that never reports back (its task was
-            lost) frees the probe slot after this long.
+            seconds, so the breaker opens at once and for longer, and no early probe is
+            sent (see ``probe_interval_s``).
+        half_open_max_probes: concurrent probe requests a half-open breaker lets through.
+        probe_interval_s: open breakers are a last resort. A call whose every remaining
+            candidate is behind an open breaker waits for one of them, and the first
+            such call becomes a probe before the cool-down ends — at most one probe per
+            breaker per ``probe_interval_s``. A probe that succeeds closes the breaker
+            for everyone.
+        last_resort_wait_s: how long such a call waits at most (never past its
+            deadline) before it fails with the deployments it could not reach.
+            0: never wait (skip open breakers at once).
+        throttle_hold_s: a throttle (429, or a throttling code such as DashScope's
+            ``Throttling.AllocationQuota``) without a Retry-After holds its quota scope
+            this long, so the key gets a breath instead of the next call at once. 0: no hold.
+        probe_timeout_s: a probe that never reports back (its task was lost) frees its
+            probe slot after this long.
         warmup_max_in_flight: a deployment that has not answered yet (never succeeded)
             takes at most this many concurrent requests; the rest of a burst fails over
             at once instead of piling onto an endpoint that may be dead. None: no cap.
     """
 
     failure_threshold: int = 5
+    minimum_requests: int = 20
+    failure_rate_threshold: float = 0.6
+    window_s: float = 30.0
+    window_size: int = 100
     cooldown_s: float = 30.0
     cooldown_multiplier: float = 2.0
     max_cooldown_s: float = 300.0
     failover_cooldown_s: float = 300.0
+    half_open_max_probes: int = 1
+    probe_interval_s: float = 1.0
+    last_resort_wait_s: float = 10.0
+    throttle_hold_s: float = 0.5
     probe_timeout_s: float = 120.0
     warmup_max_in_flight: int | None = 4
 
     def __post_init__(self) -> None:
         _whole("warmup_max_in_flight", self.warmup_max_in_flight, minimum=1, optional=True)
-        _whole("failure_threshold", self.failure_threshold, minimum=1)
+        for name in (
+            "failure_threshold",
+            "minimum_requests",
+            "window_size",
+            "half_open_max_probes",
+        ):
+            _whole(name, getattr(self, name), minimum=1)
+        rate = self.failure_rate_threshold
+        if not _number(rate) or not 0 < rate <= 1:
+            raise ConfigurationError(
+                f"failure_rate_threshold must be a share in (0, 1], not {rate!r}"
+            )
+        _positive("window_s", self.window_s)
         _non_negative("cooldown_s", self.cooldown_s)
         _non_negative("max_cooldown_s", self.max_cooldown_s)
         _non_negative("failover_cooldown_s", self.failover_cooldown_s)
+        _non_negative("probe_interval_s", self.probe_interval_s)
+        _non_negative("last_resort_wait_s", self.last_resort_wait_s)
+        _non_negative("throttle_hold_s", self.throttle_hold_s)
         _positive("probe_timeout_s", self.probe_timeout_s)
         if not _number(self.cooldown_multiplier) or self.cooldown_multiplier < 1:
             raise ConfigurationError(
@@ -175,14 +229,17 @@ class Budget:
         deadline_s: seconds from the start of the call; each attempt runs under the
             remaining time and no backoff sleeps past it. ``None``: no deadline.
         max_attempts: network attempts across all deployments (hedges included;
-            deployments skipped without a request do not count). ``None``: no limit.
+            deployments skipped without a request do not count). The default, 9, is
+            three deployments' worth of ``1 + max_retries`` tries with the default
+            ``RetrySettings``: three deployments each failing 30% of requests then fail
+            ~2e-5 of calls (0.3**9), where 6 attempts failed ~7e-4. ``None``: no limit.
         max_cost_usd: the priced cost of the call's attempts so far; an attempt whose
             expected cost (the plan's estimate) would take the spend past this is not
             started. ``None``: no limit.
     """
 
     deadline_s: float | None = 60.0
-    max_attempts: int | None = 6
+    max_attempts: int | None = 9
     max_cost_usd: float | None = None
 
     def __post_init__(self) -> None:

@@ -86,6 +86,7 @@ class AnthropicWire(WireAdapter):
     base_suffix = ""
     request_id_header = "request-id"
     canned_errors = _ERRORS
+    code_field = 1  # ``error.type``: this wire has no separate code
 
     def parse(self, body: dict[str, Any], headers: Mapping[str, str]) -> ChatRequest:
         if not body.get("model"):

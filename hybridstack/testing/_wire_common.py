@@ -117,6 +117,8 @@ class ErrorInfo:
     input_tokens: int = 0
     limit: int = 0
     param: str | None = None
+    #: Replaces the wire's own error code (``FaultProfile.error_codes``).
+    code: str | None = None
 
 
 @dataclass(slots=True)
@@ -141,6 +143,8 @@ class WireAdapter(abc.ABC):
     sse_content_type: ClassVar[str] = "text/event-stream; charset=utf-8"
     #: ``kind`` → (HTTP status, this wire's error fields …, message): the message is last
     canned_errors: ClassVar[Mapping[str, tuple[Any, ...]]]
+    #: Which field of a ``canned_errors`` entry carries the provider's error code.
+    code_field: ClassVar[int]
 
     @abc.abstractmethod
     def parse(self, body: dict[str, Any], headers: Mapping[str, str]) -> ChatRequest: ...
@@ -159,11 +163,14 @@ class WireAdapter(abc.ABC):
         """The ``context_length`` entry, shaped as in ``canned_errors`` (it quotes the limit)."""
 
     def error_entry(self, kind: ErrorKind, info: ErrorInfo) -> tuple[Any, ...]:
-        """(status, fields …, message) of a ``kind`` error; ``info.message`` replaces the text."""
+        """(status, fields …, message) of a ``kind`` error; ``info`` may replace code and text."""
         if kind == "context_length":
             entry = self.context_length_error(info)
         else:
             entry = self.canned_errors[kind]
+        if info.code is not None:
+            at = self.code_field
+            entry = (*entry[:at], info.code, *entry[at + 1 :])
         return (*entry[:-1], info.message) if info.message else entry
 
     def auth_message(self, api_key: str | None) -> str | None:

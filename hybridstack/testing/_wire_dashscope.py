@@ -73,6 +73,7 @@ class DashScopeWire(WireAdapter):
     base_suffix = "/api/v1"
     request_id_header = "x-request-id"
     canned_errors = _ERRORS
+    code_field = 1  # the body's ``code``
 
     def parse(self, body: dict[str, Any], headers: Mapping[str, str]) -> ChatRequest:
         if not body.get("model"):

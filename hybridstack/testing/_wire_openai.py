@@ -89,6 +89,7 @@ class OpenAIWire(WireAdapter):
     base_suffix = "/v1"
     request_id_header = "x-request-id"
     canned_errors = _ERRORS
+    code_field = 2  # the body's ``code``
 
     def parse(self, body: dict[str, Any], headers: Mapping[str, str]) -> ChatRequest:
         if not body.get("model"):

@@ -182,15 +182,49 @@ class FaultProfile(BaseModel):
     context_limit_tokens: int | None = Field(default=None, ge=1)
     outage: bool = False
     outage_mode: Literal["503", "reset"] = "503"
+    flap_up_s: float = Field(
+        default=0.0,
+        ge=0,
+        description="with flap_down_s: a flapping deployment, up for this long ...",
+    )
+    flap_down_s: float = Field(
+        default=0.0,
+        ge=0,
+        description="... then down (an outage, see outage_mode) for this long, over and over; "
+        "the cycle starts (up) when flapping is set",
+    )
     auth_key: str | None = None
     quota_exhausted: bool = False
+    error_codes: dict[str, str] = Field(
+        default_factory=dict,
+        description="the provider error code sent for an error outcome instead of the wire's "
+        "own, e.g. {'429': 'Throttling.AllocationQuota'} (Anthropic: the error type)",
+    )
+    error_messages: dict[str, str] = Field(
+        default_factory=dict, description="the error message sent for an error outcome"
+    )
 
     @model_validator(mode="after")
     def _probabilities_fit_one_draw(self) -> FaultProfile:
         total = sum(getattr(self, name) for name, _ in _PROBABILITY_FIELDS)
         if total > 1.0 + 1e-9:
             raise ValueError(f"fault probabilities add up to {total:g}; they must sum to at most 1")
+        if (self.flap_up_s > 0) != (self.flap_down_s > 0):
+            raise ValueError(
+                "flap_up_s and flap_down_s go together: set both (a flapping deployment) or neither"
+            )
+        for field_name in ("error_codes", "error_messages"):
+            unknown = sorted(set(getattr(self, field_name)) - set(_ERROR_KIND))
+            if unknown:
+                raise ValueError(
+                    f"{field_name}: {unknown} are not error outcomes; "
+                    f"choose from {sorted(_ERROR_KIND)}"
+                )
         return self
+
+    @property
+    def flapping(self) -> bool:
+        return self.flap_up_s > 0
 
 
 class EmulatedDeployment(BaseModel):
@@ -347,6 +381,7 @@ class _Deployment:
     __slots__ = (
         "any_probability",
         "faults",
+        "flap_origin",
         "model",
         "name",
         "quoted",
@@ -360,7 +395,7 @@ class _Deployment:
         "wire",
     )
 
-    def __init__(self, spec: EmulatedDeployment, seed: int, reply_words: int) -> None:
+    def __init__(self, spec: EmulatedDeployment, seed: int, reply_words: int, now: float) -> None:
         self.spec = spec
         self.name = spec.name
         self.quoted = _quote_name(spec.name)
@@ -375,9 +410,16 @@ class _Deployment:
         self.thresholds: tuple[tuple[float, str], ...] = ()
         self.any_probability = False
         self.faults = spec.faults
-        self.apply_faults(spec.faults)
+        self.flap_origin = now
+        self.apply_faults(spec.faults, now)
 
-    def apply_faults(self, faults: FaultProfile) -> None:
+    def apply_faults(self, faults: FaultProfile, now: float) -> None:
+        if faults.flapping and (
+            faults.flap_up_s != self.faults.flap_up_s
+            or faults.flap_down_s != self.faults.flap_down_s
+            or not self.faults.flapping
+        ):
+            self.flap_origin = now  # a new flapping cycle starts up, now
         self.faults = faults
         cumulative = 0.0
         thresholds: list[tuple[float, str]] = []
@@ -388,6 +430,13 @@ class _Deployment:
                 thresholds.append((cumulative, outcome))
         self.thresholds = tuple(thresholds)
         self.any_probability = bool(thresholds)
+
+    def flapped_down(self, now: float) -> bool:
+        """True while a flapping deployment is in the down part of its cycle."""
+        f = self.faults
+        if not f.flapping:
+            return False
+        return (now - self.flap_origin) % (f.flap_up_s + f.flap_down_s) >= f.flap_up_s
 
 
 def _api_key(headers: Mapping[str, str]) -> str | None:
@@ -409,14 +458,21 @@ class Emulator:
     ``async with Emulator(cfg) as emu`` runs it on the current event loop;
     ``with Emulator(cfg) as emu`` runs it on a background thread with its own loop.
     All control methods (faults, scripts, counters, deployments) are thread-safe.
+    ``clock`` (monotonic seconds) times flapping deployments; tests may drive it.
     """
 
-    def __init__(self, config: EmulatorConfig | Iterable[EmulatedDeployment] | None = None) -> None:
+    def __init__(
+        self,
+        config: EmulatorConfig | Iterable[EmulatedDeployment] | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if config is None:
             config = EmulatorConfig()
         elif not isinstance(config, EmulatorConfig):
             config = EmulatorConfig(deployments=list(config))
         self.config = config
+        self._clock = clock
         self._lock = threading.Lock()
         self._by_name: dict[str, _Deployment] = {}
         self._by_quoted: dict[str, _Deployment] = {}
@@ -559,7 +615,7 @@ class Emulator:
     def _insert(self, spec: EmulatedDeployment) -> _Deployment:
         if spec.name in self._by_name:
             raise ValueError(f"deployment {spec.name!r} already exists")
-        dep = _Deployment(spec, self.config.seed, self.config.reply_words)
+        dep = _Deployment(spec, self.config.seed, self.config.reply_words, self._clock())
         self._by_name[spec.name] = dep
         self._by_quoted[dep.quoted] = dep
         return dep
@@ -615,11 +671,17 @@ class Emulator:
                 new = (
                     FaultProfile.model_validate({**base.model_dump(), **fields}) if fields else base
                 )
-                dep.apply_faults(new)
+                dep.apply_faults(new, self._clock())
 
     def faults(self, name: str) -> FaultProfile:
         with self._lock:
             return self._resolve(name)[0].faults
+
+    def is_down(self, name: str) -> bool:
+        """Whether ``name`` answers with an outage now (``outage``, or flapping and down)."""
+        with self._lock:
+            dep = self._resolve(name)[0]
+            return dep.faults.outage or dep.flapped_down(self._clock())
 
     def set_outage(
         self,
@@ -704,7 +766,7 @@ class Emulator:
         f = dep.faults
         if f.auth_key is not None and api_key != f.auth_key:
             return "auth"
-        if f.outage:
+        if f.outage or (f.flapping and dep.flapped_down(self._clock())):
             return "outage"
         if f.quota_exhausted:
             return "quota"
@@ -814,13 +876,14 @@ class Emulator:
         if outcome == "mid_stream_error" and not req.stream:
             kind = "server_error"  # scripted on a plain request: the whole request fails
         if kind is not None:
-            info = ErrorInfo()
-            if kind == "auth":
-                info = ErrorInfo(message=wire.auth_message(_api_key(request.headers)))
+            message = faults.error_messages.get(outcome)
+            if kind == "auth" and message is None:
+                message = wire.auth_message(_api_key(request.headers))
+            info = ErrorInfo(code=faults.error_codes.get(outcome), message=message)
             if kind == "context_length":
                 # Scripted without a configured limit: pretend the limit is just below the prompt.
-                limit = faults.context_limit_tokens or max(1, req.input_tokens - 1)
-                info = ErrorInfo(input_tokens=req.input_tokens, limit=limit)
+                info.limit = faults.context_limit_tokens or max(1, req.input_tokens - 1)
+                info.input_tokens = req.input_tokens
             return self._error(wire, kind, ctx, info, faults=faults)
 
         if outcome == "malformed":
