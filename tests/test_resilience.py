@@ -41,7 +41,7 @@ from hybridstack.resilience import (
     ProviderPool,
     RetrySettings,
 )
-from hybridstack.routing.plan import Candidate, Plan
+from hybridstack.plan import Candidate, Plan
 from hybridstack.routing.sovereignty import redact
 from hybridstack.testing.emulator import EmulatedDeployment, Emulator, EmulatorConfig
 from hybridstack.types import (

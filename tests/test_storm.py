@@ -27,7 +27,7 @@ from hybridstack.resilience import (
     ProviderPool,
     RetrySettings,
 )
-from hybridstack.routing.plan import Candidate, Plan
+from hybridstack.plan import Candidate, Plan
 from hybridstack.testing.emulator import EmulatedDeployment, Emulator, EmulatorConfig
 from hybridstack.types import ChatRequest, Message
 

@@ -7,7 +7,7 @@
   to order and what to allow; :func:`redact` removes personal data from a request.
 """
 
-from hybridstack.routing.plan import Candidate, Plan
+from hybridstack.plan import Candidate, Plan
 from hybridstack.routing.policies import PRIMARY_POLICIES, Policy, RouteConstraints
 from hybridstack.routing.router import Router, default_key_available
 from hybridstack.routing.skills import DEFAULT_SKILL_TABLE, SkillTable

@@ -50,7 +50,7 @@ from hybridstack.errors import (
     SovereigntyError,
     UnknownModelError,
 )
-from hybridstack.routing.plan import Candidate, Plan
+from hybridstack.plan import Candidate, Plan
 from hybridstack.routing.policies import Policy, RouteConstraints
 from hybridstack.routing.skills import SkillTable
 from hybridstack.routing.sovereignty import DataClassRules

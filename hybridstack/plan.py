@@ -1,5 +1,8 @@
 """The router's answer for one request: deployments to try, in order, and why.
 
+It lives below routing and resilience so that both the router (which builds it) and the
+executor (which runs it) can name its type.
+
 A :class:`Plan` is built for every call, so it is a plain slotted dataclass rather than
 a pydantic model (building one must cost microseconds, not tens of them). It is
 immutable, and :meth:`Plan.to_dict` gives a JSON-safe dict for the ledger and traces.
