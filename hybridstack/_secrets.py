@@ -31,8 +31,10 @@ __all__ = [
     "MASK",
     "SecretFilter",
     "SecretMapping",
+    "contains_secret",
     "install_log_filter",
     "register_secret",
+    "scrub",
     "scrub_exception",
     "scrub_secrets",
 ]
@@ -273,6 +275,19 @@ def scrub_secrets(text: str, secrets: Iterable[str | None] = ()) -> str:
             text = pattern.sub(replacement, text)
             lowered = text.lower()
     return text
+
+
+def scrub(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """``text`` without any API key: ``secrets``, every key hybridstack was given, and
+    anything shaped like a key (whole, by a head or tail, or masked with a few real
+    characters); each becomes ``***``. Public as :func:`hybridstack.scrub`.
+    """
+    return scrub_secrets(text, secrets)
+
+
+def contains_secret(text: str, secret: str | None) -> bool:
+    """Whether ``text`` holds ``secret`` or a fragment :func:`scrub` would hide."""
+    return bool(secret) and scrub(text, (secret,)) != text
 
 
 # --- exceptions ---------------------------------------------------------------------------

@@ -688,7 +688,7 @@ def test_dashscope_no_resend_middleware_retypes_connection_errors() -> None:
 
 
 def test_scrub_hides_whole_head_and_masked_tail_echoes() -> None:
-    from hybridstack.errors import contains_secret, scrub
+    from hybridstack._secrets import contains_secret, scrub
 
     key = "sk-live-ABCDEFGH1234567890wxyz"
     for echoed in (

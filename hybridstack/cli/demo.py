@@ -53,8 +53,8 @@ async def run_demo(
     progress: bool = True,
     as_json: bool = False,
 ) -> int:
+    from hybridstack.emulator.offline import offline_stack
     from hybridstack.graph import Agent
-    from hybridstack.testing import offline_stack
 
     async with offline_stack(seed=seed) as stack:
         down = [d.id for d in stack.catalog if _matches(d, outage)]

@@ -128,17 +128,17 @@ from datetime import UTC, datetime
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, Literal
 
+from hybridstack._secrets import scrub
 from hybridstack.catalog.models import Deployment
 from hybridstack.errors import (
     AllAttemptsFailedError,
     BudgetExceededError,
     ConfigurationError,
-    FailoverError,
+    DeploymentSkippedError,
     NoRouteError,
     ProviderError,
     RetryableError,
     StreamInterruptedError,
-    scrub,
 )
 from hybridstack.resilience.breaker import (
     BreakerAdmission,
@@ -222,16 +222,6 @@ class ExecutionEvent:
     message: str = ""
     delay_s: float | None = None
     call_id: str = ""
-
-
-class DeploymentSkippedError(FailoverError):
-    """A deployment the executor never sent a request to (breaker open, scope held, no key).
-
-    Appears in :class:`AllAttemptsFailedError` after the real attempts' errors, so the
-    group accounts for every planned deployment; never recorded in the ledger.
-    """
-
-    skipped = True
 
 
 class _Skipped(Exception):
