@@ -13,7 +13,6 @@ import contextlib
 import importlib
 import inspect
 import itertools
-import os
 import uuid
 from collections.abc import (
     AsyncIterator,
@@ -28,10 +27,10 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from pydantic import ValidationError
 
-from hybridstack._secrets import SecretMapping
 from hybridstack._sync import iterate_sync, run_sync
 from hybridstack._validation import first_problem
 from hybridstack.catalog import Catalog, Deployment
+from hybridstack.catalog.keys import KeyResolver, needs_key
 from hybridstack.catalog.refs import NAMED_LIST_FIELDS, unnamed_entry
 from hybridstack.errors import (
     AllAttemptsFailedError,
@@ -198,7 +197,7 @@ class Stack:
                 f"stream_failover must be 'raise' or 'resume', not {stream_failover!r}"
             )
         self.catalog = catalog if catalog is not None else Catalog.default()
-        self._api_keys = SecretMapping(api_keys)  # names in its repr, values never
+        self._keys = KeyResolver(api_keys)  # names in its repr, values never
         self.ledger: Ledger = ledger if ledger is not None else MemoryLedger()
         self.latency = LatencyTracker()
         self.breakers = BreakerRegistry(breakers or BreakerSettings())
@@ -222,7 +221,7 @@ class Stack:
             routes=routes,
             health=self.breakers.health,
             latency=self.latency,
-            key_available=self._key_available,
+            key_available=self._keys.available,
         )
         # Fail closed at build time: a route that could leak raises SovereigntyError here.
         self.router.validate()
@@ -249,19 +248,7 @@ class Stack:
             f"ledger={type(self.ledger).__name__})"
         )
 
-    # --- keys ------------------------------------------------------------------------
-
-    def _key_for(self, deployment: Deployment) -> str | None:
-        if deployment.id in self._api_keys:
-            return self._api_keys[deployment.id]
-        if deployment.api_key is not None:
-            return deployment.api_key.get_secret_value()
-        if deployment.api_key_env is None:
-            return "not-needed"
-        return self._api_keys.get(deployment.api_key_env) or os.environ.get(deployment.api_key_env)
-
-    def _key_available(self, deployment: Deployment) -> bool:
-        return bool(self._key_for(deployment))
+    # --- providers -------------------------------------------------------------------
 
     def _make_provider(self, deployment: Deployment) -> Provider:
         from hybridstack.providers import create_provider
@@ -272,7 +259,7 @@ class Stack:
             deployment = deployment.model_copy(
                 update={"features": self.catalog.features(deployment)}
             )
-        return create_provider(deployment, api_key=self._key_for(deployment))
+        return create_provider(deployment, keys=self._keys)
 
     # --- requests --------------------------------------------------------------------
 
@@ -567,13 +554,13 @@ class Stack:
         for dep_id, why in plan.excluded.items():
             dep = self.catalog.deployments.get(dep_id)
             var = dep.api_key_env if dep is not None else None
-            if var and var in why and var not in variables and not self._key_available(dep):
+            if var and var in why and var not in variables and not self._keys.available(dep):
                 variables.append(var)
         if not variables:
             return None
         tried = list(dict.fromkeys(str(getattr(e, "deployment", "")) for e in errors))
         urls = list(dict.fromkeys(d.base_url for d in candidates if d.id in tried))
-        any_key = any(d.api_key_env is not None and self._key_available(d) for d in self.catalog)
+        any_key = any(needs_key(d) and self._keys.available(d) for d in self.catalog)
         head = (
             "no provider key is set"
             if not any_key
@@ -655,7 +642,7 @@ class Stack:
         from hybridstack.providers import load_adapters
 
         if deployments is None:
-            chosen = [d for d in self.catalog if d.enabled and self._key_available(d)]
+            chosen = [d for d in self.catalog if d.enabled and self._keys.available(d)]
         else:
             chosen = [
                 d if isinstance(d, Deployment) else self.catalog.deployment(d) for d in deployments

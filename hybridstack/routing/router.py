@@ -43,6 +43,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from hybridstack.catalog.catalog import Catalog
+from hybridstack.catalog.keys import ENVIRONMENT_KEYS
 from hybridstack.catalog.models import Deployment
 from hybridstack.errors import (
     ConfigurationError,
@@ -123,9 +124,7 @@ def _too_long(window: int, count: TokenCount, max_tokens: int | None) -> str:
 
 def default_key_available(deployment: Deployment) -> bool:
     """A key in code, no key needed (local), or the key variable set and non-empty."""
-    if deployment.api_key is not None or deployment.api_key_env is None:
-        return True
-    return bool(os.environ.get(deployment.api_key_env))
+    return ENVIRONMENT_KEYS.available(deployment)
 
 
 class _Entry:
