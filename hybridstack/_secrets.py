@@ -315,7 +315,8 @@ def _scrub_body(content: bytes, secrets: Iterable[str | None]) -> bytes:
     try:
         parsed = json.loads(content)
     except ValueError:
-        return _scrub_value(content, secrets)
+        scrubbed: bytes = _scrub_value(content, secrets)
+        return scrubbed
     clean = _scrub_value(parsed, secrets)
     return content if clean == parsed else json.dumps(clean, ensure_ascii=False).encode()
 
@@ -445,7 +446,7 @@ _installed = False
 
 
 def _is_watched(name: str | None) -> bool:
-    return bool(name) and name.split(".", 1)[0] in LOGGER_ROOTS  # type: ignore[union-attr]
+    return name is not None and name.split(".", 1)[0] in LOGGER_ROOTS
 
 
 def install_log_filter() -> None:

@@ -362,7 +362,7 @@ class LedgerError(HybridStackError):
         super().__init__(message)
 
 
-class AllAttemptsFailedError(HybridStackError, ExceptionGroup):  # type: ignore[misc]
+class AllAttemptsFailedError(HybridStackError, ExceptionGroup[Exception]):
     """Every deployment of the plan failed. Holds each attempt's error, in order."""
 
     def __new__(cls, message: str, exceptions: Sequence[Exception]) -> AllAttemptsFailedError:

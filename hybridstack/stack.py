@@ -23,7 +23,7 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from pydantic import ValidationError
 
@@ -136,7 +136,7 @@ def _did_not_answer(error: Exception) -> bool:
 
 def _redact_for_deployment(
     request: ChatRequest, deployment: Deployment
-) -> tuple[ChatRequest, dict]:
+) -> tuple[ChatRequest, dict[str, Any]]:
     return redact(request)
 
 
@@ -188,7 +188,7 @@ class Stack:
         redact_personal_data: bool = False,
         api_keys: Mapping[str, str] | None = None,
         constraints: RouteConstraints | None = None,
-        routes: Mapping[str, Sequence[str]] | None = None,
+        routes: Mapping[str | tuple[str, str], Sequence[str]] | None = None,
         run_id: str | None = None,
         skill_classifier: SkillClassifierLike | None = None,
     ) -> None:
@@ -196,6 +196,9 @@ class Stack:
             raise ValueError(
                 f"stream_failover must be 'raise' or 'resume', not {stream_failover!r}"
             )
+        after_first_token: Literal["raise", "resume"] = (
+            "resume" if stream_failover == "resume" else "raise"
+        )
         self.catalog = catalog if catalog is not None else Catalog.default()
         self._keys = KeyResolver(api_keys)  # names in its repr, values never
         self.ledger: Ledger = ledger if ledger is not None else MemoryLedger()
@@ -237,7 +240,7 @@ class Stack:
             retry=retry or RetrySettings(),
             breakers=self.breakers,
             hedge=hedge or HedgeSettings(),
-            stream_failover=stream_failover,
+            stream_failover=after_first_token,
             latency=self.latency,
             on_success=self.router.record_choice,
         )
@@ -529,7 +532,7 @@ class Stack:
     async def _explain_silence(
         self, events: AsyncIterator[StreamEvent], plan: Plan
     ) -> AsyncIterator[StreamEvent]:
-        async with contextlib.aclosing(events):  # type: ignore[type-var]
+        async with _closing(events):
             try:
                 async for event in events:
                     yield event
@@ -553,8 +556,10 @@ class Stack:
         variables: list[str] = []
         for dep_id, why in plan.excluded.items():
             dep = self.catalog.deployments.get(dep_id)
-            var = dep.api_key_env if dep is not None else None
-            if var and var in why and var not in variables and not self._keys.available(dep):
+            if dep is None or not dep.api_key_env:
+                continue
+            var = dep.api_key_env
+            if var in why and var not in variables and not self._keys.available(dep):
                 variables.append(var)
         if not variables:
             return None
@@ -596,7 +601,7 @@ class Stack:
         events = self.executor.stream(plan, request, **self._execution(budget, run_id, on_event))
         if _only_keyless(plan):
             events = self._explain_silence(events, plan)
-        async with contextlib.aclosing(events):  # type: ignore[type-var]
+        async with _closing(events):
             async for event in events:
                 yield event
 
@@ -619,7 +624,7 @@ class Stack:
 
         async def events() -> AsyncIterator[StreamEvent]:
             try:
-                async with contextlib.aclosing(self.stream(messages, **kwargs)) as stream:
+                async with _closing(self.stream(messages, **kwargs)) as stream:
                     async for event in stream:
                         yield event
             finally:
@@ -647,7 +652,7 @@ class Stack:
             chosen = [
                 d if isinstance(d, Deployment) else self.catalog.deployment(d) for d in deployments
             ]
-        imports = [load_adapters(d.protocol for d in chosen)]
+        imports: list[Awaitable[object]] = [load_adapters(d.protocol for d in chosen)]
         if self.skill_classifier is None:
             # The default classifier runs on calls without skill=; its tables load once.
             imports.append(asyncio.to_thread(importlib.import_module, _DEFAULT_CLASSIFIER))
@@ -671,6 +676,17 @@ class Stack:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+@contextlib.asynccontextmanager
+async def _closing(events: AsyncIterator[StreamEvent]) -> AsyncIterator[AsyncIterator[StreamEvent]]:
+    """``contextlib.aclosing`` for any async iterator: closes it if it can be closed."""
+    try:
+        yield events
+    finally:
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 # --- the skill classifier path ------------------------------------------------------------

@@ -192,10 +192,10 @@ def _byte_table() -> bytes:
         **dict.fromkeys(range(0xE4, 0xEA), "han"),  # U+4000-9FFF
         **dict.fromkeys(range(0xEA, 0xEE), "hangul"),  # U+A000-DFFF: Hangul syllables, mostly
     }
-    for b, name in leads.items():
-        table[b] = _CODES[name][0]
-    for lead, code in _SPLIT_CODES.items():
-        table[lead] = code
+    for b, lead_name in leads.items():
+        table[b] = _CODES[lead_name][0]
+    for lead, split_code in _SPLIT_CODES.items():
+        table[lead] = split_code
     return bytes(table)
 
 
@@ -339,7 +339,8 @@ class _NormalisingEncoder:
     def encode_ordinary(self, text: str) -> list[int]:
         if not text.isascii():
             text = unicodedata.normalize("NFC", text)
-        return self._encoding.encode_ordinary(text)
+        ids: list[int] = self._encoding.encode_ordinary(text)
+        return ids
 
 
 def _read_ranks(path: str) -> dict[bytes, int]:

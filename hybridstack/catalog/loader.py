@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ValidationError
@@ -262,6 +262,7 @@ def _parse_yaml(text: str, source: str) -> Any:
 
 
 _YAML_LOADER: type | None = None
+_M = TypeVar("_M", bound=BaseModel)
 
 
 def _unique_key_loader() -> type:
@@ -273,7 +274,9 @@ def _unique_key_loader() -> type:
         class UniqueKeyLoader(yaml.SafeLoader):
             pass
 
-        def construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False):
+        def construct_mapping(
+            loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False
+        ) -> dict[Any, Any]:
             loader.flatten_mapping(node)
             seen: dict[Any, int] = {}
             for key_node, _ in node.value:
@@ -423,27 +426,27 @@ def entries_from_code(
                 field="name",
             )
         entries.families.append(_entry("families", name, item, source, from_file=False))
-    for index, item in enumerate(deployments):
-        if isinstance(item, Deployment):
-            entries.deployments.append(RawEntry("deployments", item.id, item))
+    for index, spec in enumerate(deployments):
+        if isinstance(spec, Deployment):
+            entries.deployments.append(RawEntry("deployments", spec.id, spec))
             continue
         label = f"deployments[{index}]"
-        if not isinstance(item, Mapping):
+        if not isinstance(spec, Mapping):
             raise CatalogError(
-                f"expected a Deployment or a mapping, got {_type_name(item)}",
+                f"expected a Deployment or a mapping, got {_type_name(spec)}",
                 source=source,
                 entry=label,
             )
         for name in ("family", "site"):
-            if not isinstance(item.get(name), str) or not item[name]:
+            if not isinstance(spec.get(name), str) or not spec[name]:
                 raise CatalogError(
                     "is required: a deployment given as a mapping names its family and site",
                     source=source,
                     entry=label,
                     field=name,
                 )
-        key = f"{item['family']}@{item['site']}"
-        entries.deployments.append(_entry("deployments", key, item, source, from_file=False))
+        key = f"{spec['family']}@{spec['site']}"
+        entries.deployments.append(_entry("deployments", key, spec, source, from_file=False))
     return entries
 
 
@@ -638,7 +641,7 @@ def _deployment_problems(d: Deployment) -> Iterable[tuple[str, str]]:
         )
 
 
-def _validate(model: type[BaseModel], data: Mapping[str, Any], *, source: str, entry: str) -> Any:
+def _validate(model: type[_M], data: Mapping[str, Any], *, source: str, entry: str) -> _M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:

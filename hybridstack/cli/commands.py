@@ -11,7 +11,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hybridstack.cli import EXIT_FAILED, EXIT_NO_ROUTE, EXIT_OK, EXIT_USAGE
 from hybridstack.errors import (
@@ -23,6 +23,11 @@ from hybridstack.errors import (
     SovereigntyError,
 )
 from hybridstack.routing.sovereignty import UnknownDataClassError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from hybridstack.config import HybridStackConfig
 
 
 def dispatch(args: argparse.Namespace) -> int:
@@ -55,14 +60,14 @@ def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
 
 
-def _console():  # type: ignore[no-untyped-def]
+def _console() -> Console:
     from rich.console import Console
 
     # Tables in a pipe or a log would be cut to 80 columns; give them room.
     return Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 160)
 
 
-def _load_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _load_config(args: argparse.Namespace) -> HybridStackConfig:
     from hybridstack.config import load_config
 
     return load_config(getattr(args, "config", None))
@@ -190,7 +195,7 @@ def cmd_route(args: argparse.Namespace) -> int:
     # Routing needs no keys: explain every route as if each key were set, and say so.
     stack = Stack(config.build_catalog(), **options)
     warn_routes(stack)
-    stack.router.key_available = lambda deployment: True  # type: ignore[attr-defined]
+    stack.router.key_available = lambda deployment: True
     classification = None
     skill = args.skill
     if skill is None:

@@ -65,7 +65,7 @@ async def run_demo(
                 f"--outage {outage!r}: no deployment is in that region or jurisdiction; "
                 f"jurisdictions: {', '.join(stack.catalog.jurisdictions())}"
             )
-        stack.emulator.set_outage(down, True)  # type: ignore[attr-defined]
+        stack.emulator.set_outage(down, True)
         await stack.warm_up()  # SDK imports off the loop, before the live display starts
         # The emulator's simulated text cannot plan, so the demo plans without a model.
         agent = Agent(stack, planner="heuristic", checkpointer="memory")

@@ -9,12 +9,22 @@ from typing import TYPE_CHECKING, Any
 
 from hybridstack.emulator.catalogs import emulator_config_for, offline_catalog
 from hybridstack.emulator.config import EmulatorConfig, FaultProfile
+from hybridstack.stack import Stack
 
 if TYPE_CHECKING:
     from hybridstack.catalog import Catalog
-    from hybridstack.stack import Stack
+    from hybridstack.emulator.server import Emulator
 
-__all__ = ["offline_stack", "offline_stack_sync"]
+__all__ = ["OfflineStack", "offline_stack", "offline_stack_sync"]
+
+
+class OfflineStack(Stack):
+    """A :class:`~hybridstack.Stack` over an emulator; ``emulator`` controls its faults
+    (outages, scripts) and reads its counters at run time."""
+
+    def __init__(self, catalog: Catalog, emulator: Emulator, **stack_options: Any) -> None:
+        super().__init__(offline_catalog(catalog, emulator), **stack_options)
+        self.emulator = emulator
 
 
 def _config(
@@ -37,19 +47,17 @@ async def offline_stack(
     default_faults: FaultProfile | Mapping[str, Any] | None = None,
     emulator_seed: int = 0,
     **stack_options: Any,
-) -> AsyncIterator[Stack]:
+) -> AsyncIterator[OfflineStack]:
     """A :class:`~hybridstack.Stack` over an in-process emulator of every catalog deployment.
 
-    The yielded stack has an extra attribute ``emulator`` for run-time fault control and
-    counters. Everything but the model text is the production code path.
+    The yielded :class:`OfflineStack` has an attribute ``emulator`` for run-time fault
+    control and counters. Everything but the model text is the production code path.
     """
     from hybridstack.emulator.server import Emulator
-    from hybridstack.stack import Stack
 
     base, config = _config(catalog, faults, default_faults, emulator_seed)
     async with Emulator(config) as emulator:
-        stack = Stack(offline_catalog(base, emulator), **stack_options)
-        stack.emulator = emulator  # type: ignore[attr-defined]
+        stack = OfflineStack(base, emulator, **stack_options)
         try:
             yield stack
         finally:
@@ -64,13 +72,11 @@ def offline_stack_sync(
     default_faults: FaultProfile | Mapping[str, Any] | None = None,
     emulator_seed: int = 0,
     **stack_options: Any,
-) -> Iterator[Stack]:
+) -> Iterator[OfflineStack]:
     """Like :func:`offline_stack`, for scripts: the emulator runs on a background thread."""
     from hybridstack.emulator.server import Emulator
-    from hybridstack.stack import Stack
 
     base, config = _config(catalog, faults, default_faults, emulator_seed)
     with Emulator(config) as emulator:
-        stack = Stack(offline_catalog(base, emulator), **stack_options)
-        stack.emulator = emulator  # type: ignore[attr-defined]
+        stack = OfflineStack(base, emulator, **stack_options)
         yield stack

@@ -29,10 +29,11 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 from dashscope.aigc.generation import AioGeneration
+from dashscope.api_entities.dashscope_response import GenerationResponse
 from dashscope.common.error import AuthenticationError as DashScopeAuthError
 from dashscope.common.error import DashScopeException
 
@@ -224,7 +225,8 @@ class DashScopeProvider(AdapterBase[aiohttp.ClientSession]):
         params = self._params(request, extra_headers)
         started = time.perf_counter()
         try:
-            response = await AioGeneration.call(**params)
+            # Without stream=True the SDK returns one response, not a generator.
+            response = cast("GenerationResponse", await AioGeneration.call(**params))
         except Exception as exc:
             raise self._translate(exc) from exc
         latency = time.perf_counter() - started

@@ -615,7 +615,7 @@ class Router:
 
         max_tokens = request.max_tokens
         output_tokens = max_tokens or self.default_output_tokens
-        extra = max_tokens or 0
+        reserved = max_tokens or 0  # output tokens the window must also hold
         # One count per tokenizer the entries need (most plans: the estimate and Qwen's).
         counter = self.token_counter
         counts: dict[str | None, TokenCount] = {}
@@ -632,7 +632,7 @@ class Router:
             count = counts.get(e.tokenizer)
             if count is None:
                 count = counts[e.tokenizer] = counter.count_request(request, e.tokenizer)
-            if e.context_window < count.tokens + extra:
+            if e.context_window < count.tokens + reserved:
                 excluded[e.id] = _too_long(e.context_window, count, max_tokens)
                 continue
             features = e.features
@@ -914,8 +914,8 @@ class Router:
 
         for skill in sorted(self._skill_table.user_skills):
             check_refs(f"skill table {skill!r}", self._skill_table.ranked(skill))
-        for (skill, data_class), refs in self._routes.items():
-            check_refs(f"route {skill + '/' if skill else ''}{data_class}", refs)
+        for (route_skill, data_class), refs in self._routes.items():
+            check_refs(f"route {route_skill + '/' if route_skill else ''}{data_class}", refs)
 
         skills = list(self._skill_table.known_skills(catalog))
         skills += [s for (s, _), _ in self._routes.items() if s and s not in skills]

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
         EmulatorCounters,
         FaultProfile,
     )
-    from hybridstack.emulator.offline import offline_stack, offline_stack_sync
+    from hybridstack.emulator.offline import OfflineStack, offline_stack, offline_stack_sync
     from hybridstack.emulator.server import Emulator
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "EmulatorConfig",
     "EmulatorCounters",
     "FaultProfile",
+    "OfflineStack",
     "emulator_config_for",
     "offline_catalog",
     "offline_stack",
@@ -51,6 +52,7 @@ _EXPORTS = {
     "EmulatorCounters": "hybridstack.emulator.config",
     "FaultProfile": "hybridstack.emulator.config",
     "Emulator": "hybridstack.emulator.server",
+    "OfflineStack": "hybridstack.emulator.offline",
     "offline_stack": "hybridstack.emulator.offline",
     "offline_stack_sync": "hybridstack.emulator.offline",
 }
