@@ -44,6 +44,7 @@ MAIN: tuple[Layer, ...] = (
             "hybridstack._secrets",
             "hybridstack._http",
             "hybridstack._sync",
+            "hybridstack._token_estimate",
             "hybridstack._validation",
             "hybridstack.tokens",
         ),
