@@ -5,7 +5,7 @@ kind: module-level imports, imports inside functions (the lazy ones that keep
 ``import hybridstack`` fast) and ``if TYPE_CHECKING:`` imports (which may point only
 down too: a type that needs an upward import is a seam in the wrong place).
 
-The table below is the layering; docs/concepts.md ("The layers") shows the same table
+The table below is the layering; docs/index.md ("The layers") shows the same table
 to readers. Change both together.
 """
 
