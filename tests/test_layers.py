@@ -43,6 +43,7 @@ MAIN: tuple[Layer, ...] = (
         (
             "hybridstack._secrets",
             "hybridstack._http",
+            "hybridstack._lazy",
             "hybridstack._sync",
             "hybridstack._token_estimate",
             "hybridstack._validation",

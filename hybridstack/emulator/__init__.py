@@ -36,8 +36,9 @@ module                     its one job
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from hybridstack._lazy import lazy_exports
 from hybridstack.errors import EmulatorConfigError
 
 if TYPE_CHECKING:
@@ -69,26 +70,17 @@ __all__ = [
 
 # name -> submodule; the server (aiohttp) loads on first use.
 _EXPORTS = {
-    "OFFLINE_API_KEY": "catalogs",
-    "emulator_config_for": "catalogs",
-    "offline_catalog": "catalogs",
-    "OUTCOMES": "config",
-    "AttemptRecord": "config",
-    "EmulatedDeployment": "config",
-    "EmulatorConfig": "config",
-    "EmulatorCounters": "config",
-    "FaultProfile": "config",
-    "Emulator": "server",
-    "main": "__main__",
+    "OFFLINE_API_KEY": "hybridstack.emulator.catalogs",
+    "emulator_config_for": "hybridstack.emulator.catalogs",
+    "offline_catalog": "hybridstack.emulator.catalogs",
+    "OUTCOMES": "hybridstack.emulator.config",
+    "AttemptRecord": "hybridstack.emulator.config",
+    "EmulatedDeployment": "hybridstack.emulator.config",
+    "EmulatorConfig": "hybridstack.emulator.config",
+    "EmulatorCounters": "hybridstack.emulator.config",
+    "FaultProfile": "hybridstack.emulator.config",
+    "Emulator": "hybridstack.emulator.server",
+    "main": "hybridstack.emulator.__main__",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'hybridstack.emulator' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(f"hybridstack.emulator.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -15,7 +15,9 @@ what tests use.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from hybridstack._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from hybridstack.emulator.catalogs import OFFLINE_API_KEY, emulator_config_for, offline_catalog
@@ -57,13 +59,4 @@ _EXPORTS = {
     "offline_stack_sync": "hybridstack.emulator.offline",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'hybridstack.testing' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)
