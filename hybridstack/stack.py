@@ -25,17 +25,20 @@ from collections.abc import (
 )
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
-from hybridstack._no_provider import explain_silence, nothing_answered, only_keyless
-from hybridstack._requests import build_request
+from pydantic import ValidationError
+
 from hybridstack._sync import iterate_sync, run_sync
+from hybridstack._validation import first_problem
 from hybridstack.catalog import Catalog, Deployment
-from hybridstack.catalog.keys import KeyResolver
+from hybridstack.catalog.keys import KeyResolver, needs_key
 from hybridstack.catalog.refs import NAMED_LIST_FIELDS, unnamed_entry
 from hybridstack.errors import (
     AllAttemptsFailedError,
     BudgetExceededError,
     ConfigurationError,
     InvalidRequestError,
+    NoProviderError,
+    ProviderError,
 )
 from hybridstack.ledger import Ledger, MemoryLedger
 from hybridstack.resilience import (
@@ -59,6 +62,7 @@ from hybridstack.routing import (
     redact,
 )
 from hybridstack.types import (
+    MESSAGES_SHAPES,
     ChatRequest,
     ChatResponse,
     MessagesInput,
@@ -85,6 +89,17 @@ def _new_call_id() -> str:
 
 _PROCESS_TAG = uuid.uuid4().hex[:6]
 
+#: What a request field looks like, for errors about a value of the wrong shape.
+_REQUEST_SHAPES = {
+    "messages": MESSAGES_SHAPES,
+    "messages[]": "a Message or a dict such as {'role': 'user', 'content': 'Hi'}",
+    "messages.role": "one of 'system', 'user', 'assistant' or 'tool'",
+    "tools": "a Tool or a dict such as {'name': 'get_weather', 'parameters': {...}}",
+    "tools.name": "letters, digits, '_' or '-', at most 64 characters",
+    "metadata": "a dict of text to text, e.g. {'ticket': 'T-1'}",
+    "response_schema": "a JSON schema dict or a pydantic model class",
+}
+
 #: The module of the offline skill classifier used when a Stack is given none.
 _DEFAULT_CLASSIFIER = "hybridstack.graph.classifier"
 
@@ -100,6 +115,23 @@ def _check_constraint_names(
         problem = unnamed_entry(catalog, field_name, getattr(constraints, field_name) or ())
         if problem is not None:
             raise error(f"{where}.{field_name}: {problem}")
+
+
+def _only_keyless(plan: Plan) -> bool:
+    """Every candidate needs no key: what a plan holds when no provider key is set."""
+    return bool(plan.candidates) and all(c.deployment.api_key_env is None for c in plan.candidates)
+
+
+def _did_not_answer(error: Exception) -> bool:
+    """The attempt never reached a server (refused, unreachable, timed out), or a
+    breaker skipped it after such failures."""
+    if getattr(error, "skipped", False):
+        return True
+    return (
+        isinstance(error, ProviderError)
+        and error.kind == "retry_here"
+        and error.code in ("connection_error", "timeout")
+    )
 
 
 def _redact_for_deployment(
@@ -234,9 +266,57 @@ class Stack:
 
     # --- requests --------------------------------------------------------------------
 
-    #: A :class:`ChatRequest` from the loose arguments people pass (see
-    #: :func:`hybridstack._requests.build_request`).
-    build_request = staticmethod(build_request)
+    @staticmethod
+    def build_request(
+        messages: MessagesInput | ChatRequest,
+        *,
+        tools: Sequence[Tool | Mapping[str, Any]] | None = None,
+        tool_choice: str | None = None,
+        response_schema: Mapping[str, Any] | type | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        stop: Sequence[str] | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> ChatRequest:
+        """A :class:`ChatRequest` from the loose arguments people pass.
+
+        Raises :class:`~hybridstack.errors.InvalidRequestError` naming the field, the bad
+        value and what is allowed.
+        """
+        if isinstance(messages, ChatRequest):
+            return messages
+        schema: dict[str, Any] | None
+        schema_name = "response"
+        if response_schema is None:
+            schema = None
+        elif isinstance(response_schema, type) and hasattr(response_schema, "model_json_schema"):
+            schema = response_schema.model_json_schema()
+            schema_name = response_schema.__name__
+        elif isinstance(response_schema, Mapping):
+            schema = dict(response_schema)
+        else:
+            raise InvalidRequestError(
+                "invalid request: response_schema: expected a JSON schema dict or a pydantic "
+                f"model class, got {type(response_schema).__name__}",
+                field="response_schema",
+            )
+        try:
+            # Everything goes to the model as given: one validation, one translation.
+            return ChatRequest(
+                messages=messages,
+                tools=() if tools is None else tools,
+                tool_choice=tool_choice,
+                response_schema=schema,
+                response_schema_name=schema_name,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                stop=stop,
+                metadata={} if metadata is None else metadata,
+            )
+        except ValidationError as exc:
+            field, problem = first_problem(exc, ChatRequest, expected=_REQUEST_SHAPES)
+            where = f"{field}: " if field else ""
+            raise InvalidRequestError(f"invalid request: {where}{problem}", field=field) from None
 
     def _skill_of(self, request: ChatRequest, skill: str | None) -> str:
         """The skill, without awaiting anything (route(), and the sync classifier case)."""
@@ -391,7 +471,7 @@ class Stack:
                 plan, request, **self._execution(budget, run_id, on_event)
             )
         except (AllAttemptsFailedError, BudgetExceededError) as error:
-            nothing = nothing_answered(plan, error, self.catalog, self._keys)
+            nothing = self._nothing_answered(plan, error)
             if nothing is None:
                 raise
             raise nothing from error
@@ -444,10 +524,63 @@ class Stack:
         )
         # Returned as is, not re-yielded: every extra generator layer costs per event.
         events = self.executor.stream(plan, request, **self._execution(budget, run_id, on_event))
-        if only_keyless(plan):
+        if _only_keyless(plan):
             # Only keyless (local) deployments: say so if none of them answers.
-            return explain_silence(events, plan, self.catalog, self._keys)
+            return self._explain_silence(events, plan)
         return events
+
+    async def _explain_silence(
+        self, events: AsyncIterator[StreamEvent], plan: Plan
+    ) -> AsyncIterator[StreamEvent]:
+        async with _closing(events):
+            try:
+                async for event in events:
+                    yield event
+            except (AllAttemptsFailedError, BudgetExceededError) as error:
+                nothing = self._nothing_answered(plan, error)
+                if nothing is None:
+                    raise
+                raise nothing from error
+
+    def _nothing_answered(self, plan: Plan, error: Exception) -> NoProviderError | None:
+        """A :class:`NoProviderError` for a call that had only keyless (local) deployments
+        to try because keys are missing, and none of them answered; else None."""
+        if not _only_keyless(plan):
+            return None
+        candidates = [c.deployment for c in plan.candidates]
+        group = error if isinstance(error, AllAttemptsFailedError) else error.__cause__
+        errors = list(group.exceptions) if isinstance(group, AllAttemptsFailedError) else []
+        if not errors or not all(_did_not_answer(e) for e in errors):
+            return None
+        # Hosted deployments the router left out only for want of their key.
+        variables: list[str] = []
+        for dep_id, why in plan.excluded.items():
+            dep = self.catalog.deployments.get(dep_id)
+            if dep is None or not dep.api_key_env:
+                continue
+            var = dep.api_key_env
+            if var in why and var not in variables and not self._keys.available(dep):
+                variables.append(var)
+        if not variables:
+            return None
+        tried = list(dict.fromkeys(str(getattr(e, "deployment", "")) for e in errors))
+        urls = list(dict.fromkeys(d.base_url for d in candidates if d.id in tried))
+        any_key = any(needs_key(d) and self._keys.available(d) for d in self.catalog)
+        head = (
+            "no provider key is set"
+            if not any_key
+            else "none of the keys for the hosted deployments this request may use is set"
+        )
+        listed = ", ".join(variables[:8]) + (", …" if len(variables) > 8 else "")
+        return NoProviderError(
+            f"{head} and no local server answered (tried {len(tried)} local deployment(s) at "
+            f"{', '.join(urls)}: connection failed). To fix it, set a key such as {listed} "
+            "(`hybridstack doctor` lists every variable), or start a local OpenAI-compatible "
+            "server (Ollama: `ollama serve`), or try the offline emulator "
+            "(`hybridstack demo`, `hybridstack.testing.offline_stack()`)",
+            variables=variables,
+            tried=tried,
+        )
 
     async def _stream_after_classifying(
         self,
@@ -466,8 +599,8 @@ class Stack:
             messages, None, data_class, model, policy, constraints, True, fields
         )
         events = self.executor.stream(plan, request, **self._execution(budget, run_id, on_event))
-        if only_keyless(plan):
-            events = explain_silence(events, plan, self.catalog, self._keys)
+        if _only_keyless(plan):
+            events = self._explain_silence(events, plan)
         async with _closing(events):
             async for event in events:
                 yield event

@@ -57,15 +57,7 @@ MAIN: tuple[Layer, ...] = (
     Layer("providers", ("hybridstack.providers",)),
     Layer("resilience", ("hybridstack.resilience",)),
     Layer("routing", ("hybridstack.routing",)),
-    Layer(
-        "stack",
-        (
-            "hybridstack.stack",
-            "hybridstack._requests",
-            "hybridstack._no_provider",
-            "hybridstack.config",
-        ),
-    ),
+    Layer("stack", ("hybridstack.stack", "hybridstack.config")),
     Layer("graph", ("hybridstack.graph",)),
     Layer("cli", ("hybridstack.cli", "hybridstack.__main__"), sees=("emulator", "offline")),
     # The package's front door re-exports the public names of every layer.
