@@ -92,7 +92,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Plan TASK into subtasks, route each to the best allowed family, run them "
         "with fail-over, and print the synthesised answer.",
     )
-    run.add_argument("task", metavar="TASK", nargs="?", help="the task, in any language")
+    run.add_argument(
+        "task",
+        metavar="TASK",
+        nargs="?",
+        help="the task, in any language; `-` reads it from standard input",
+    )
+    run.add_argument(
+        "--file",
+        metavar="PATH",
+        help="read the task from this UTF-8 text file (for tasks too long for a command line)",
+    )
     run.add_argument(
         "--offline", action="store_true", help="use the built-in emulator instead of real providers"
     )
@@ -205,6 +215,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ledger.add_argument("--run", metavar="RUN_ID", help="only this run")
     ledger.add_argument(
+        "--offline",
+        action="store_true",
+        help="show the simulated runs (`run --offline`), kept apart in LEDGER.offline.sqlite",
+    )
+    ledger.add_argument(
         "--by",
         choices=["jurisdiction", "family", "outcome", "deployment", "region"],
         action="append",
@@ -239,18 +254,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hybridstack`` console script."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return EXIT_USAGE
-    from hybridstack.cli import commands
+    from hybridstack.cli.pipes import pipe_safe_stdout
 
-    try:
-        return commands.dispatch(args)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    # `hybridstack … | head` closes the pipe early: not an error, and the work goes on.
+    with pipe_safe_stdout():
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return EXIT_USAGE
+        from hybridstack.cli import commands
+
+        try:
+            return commands.dispatch(args)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":  # pragma: no cover
