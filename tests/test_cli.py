@@ -273,7 +273,8 @@ def test_run_offline_then_ledger_then_resume(
     assert not (home / ".hybridstack" / "ledger.sqlite").exists()
     code, _out, err = cli(capsys, "ledger")
     assert code == EXIT_USAGE
-    assert "only simulated runs" in err and "hybridstack ledger --offline" in err
+    assert "only simulated runs" in err
+    assert "hybridstack ledger --offline" in err
 
     code, ledger, err = cli_json(capsys, "ledger", "--offline")
     assert code == EXIT_OK, err
@@ -363,9 +364,7 @@ def test_run_approve_plan_rejected(
     assert all(s["attempts"] == 0 for s in data["subtasks"])
     assert all(s["skill"] == "code" for s in data["subtasks"])
 
-    code, ledger, _ = cli_json(
-        capsys, "ledger", "--offline", "--run", data["run_id"], "--attempts"
-    )
+    code, ledger, _ = cli_json(capsys, "ledger", "--offline", "--run", data["run_id"], "--attempts")
     assert code == EXIT_OK
     # Only the planner's calls (skill "reasoning") were sent; no code subtask went out.
     assert ledger["attempts"], "the planner's calls are recorded"
@@ -745,9 +744,7 @@ def test_run_reads_the_task_from_stdin(
     assert data["task"] == task
 
 
-def test_run_reads_the_task_from_a_file(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
+def test_run_reads_the_task_from_a_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     task = "编写一个反转列表的 Python 函数。\n" * 30
     path = tmp_path / "task.txt"
     path.write_text(task, encoding="utf-8")
@@ -794,7 +791,7 @@ def test_run_stdin_task_with_approve_plan_is_refused(
 
 
 def test_ledger_unknown_run_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    code, data, err = cli_json(capsys, "run", "--offline", "--thread", "run-alpha", CODE_TASK)
+    code, _data, err = cli_json(capsys, "run", "--offline", "--thread", "run-alpha", CODE_TASK)
     assert code == EXIT_OK, err
     code, out, err = cli(capsys, "ledger", "--offline", "--run", "run-alpah")
     assert code == EXIT_USAGE
@@ -808,7 +805,7 @@ def test_ledger_unknown_run_is_a_usage_error(capsys: pytest.CaptureFixture[str])
 
 def test_ledger_attempts_show_error_class_and_action(capsys: pytest.CaptureFixture[str]) -> None:
     # The offline demo's failover, but through `run`, so the attempts reach the ledger.
-    code, data, err = cli_json(capsys, "run", "--offline", "--thread", "t-act", CODE_TASK)
+    code, _data, err = cli_json(capsys, "run", "--offline", "--thread", "t-act", CODE_TASK)
     assert code == EXIT_OK, err
     code, ledger, _ = cli_json(capsys, "ledger", "--offline", "--attempts")
     actions = {a["action"] for a in ledger["attempts"]}
@@ -817,7 +814,8 @@ def test_ledger_attempts_show_error_class_and_action(capsys: pytest.CaptureFixtu
     for attempt in ledger["attempts"]:
         assert (attempt["action"] == "answered") == (attempt["outcome"] == "ok")
     code, out, _ = cli(capsys, "ledger", "--offline", "--attempts")
-    assert "error class" in out and "action" in out
+    assert "error class" in out
+    assert "action" in out
 
 
 def test_a_closed_pipe_is_not_an_error(tmp_path: Path) -> None:
