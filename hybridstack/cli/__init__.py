@@ -163,8 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     models = commands.add_parser(
         "models",
         help="list the catalog's deployments",
-        description="The catalog as a table: family, deployment, region, jurisdiction, "
-        "protocol, price per 1M tokens, context window.",
+        description="The catalog as a table: deployment, jurisdiction, region, protocol, price "
+        "per 1M tokens, context window, the date the price was read, and status. On a narrow "
+        "terminal, region and protocol are left out (see --json); --sources adds each price's "
+        "source. docs/prices.md has the same table for the bundled catalog.",
     )
     models.add_argument("--skill", help="only families ranked for this skill")
     models.add_argument(
@@ -180,6 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         metavar="USD",
         help="only deployments whose output price per 1M tokens is at most USD",
+    )
+    models.add_argument(
+        "--sources",
+        action="store_true",
+        help="also list where each price comes from, and when it was read",
     )
     _add_config(models)
     _add_json(models)

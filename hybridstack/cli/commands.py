@@ -271,43 +271,9 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(rows)
         return EXIT_OK
-    from rich.table import Table
+    from hybridstack.cli.models_table import print_models
 
-    table = Table(title=f"{len(rows)} deployment(s)  (USD per 1M tokens)")
-    for column in (
-        "deployment",
-        "jurisdiction",
-        "region",
-        "protocol",
-        "in",
-        "out",
-        "context",
-        "status",
-    ):
-        table.add_column(column, no_wrap=column == "deployment")
-    marked = {"tiers": False, "windows": False}
-    for row in rows:
-        status = "retired" if row["retired"] else ("disabled" if not row["enabled"] else "ok")
-        # Base rates; a mark says the request may pay more (longer prompt, peak hour).
-        mark = ("+" if row["price_tiers"] else "") + ("*" if row["price_windows"] else "")
-        marked["tiers"] |= bool(row["price_tiers"])
-        marked["windows"] |= bool(row["price_windows"])
-        table.add_row(
-            row["id"],
-            row["jurisdiction"],
-            row["region"],
-            row["protocol"],
-            f"{row['input_per_mtok']:g}{mark}",
-            f"{row['output_per_mtok']:g}{mark}",
-            f"{row['context_window']:,}",
-            status,
-        )
-    console = _console()
-    console.print(table)
-    if marked["tiers"]:
-        console.print("+ base tier: longer prompts pay more (price_tiers in --json)")
-    if marked["windows"]:
-        console.print("* off-peak rate: peak hours cost more (price_windows in --json)")
+    print_models(_console(), rows, sources=args.sources)
     return EXIT_OK
 
 
