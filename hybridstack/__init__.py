@@ -52,6 +52,8 @@ _EXPORTS: dict[str, str] = {
     "SovereigntyError": "hybridstack.errors",
     "StreamInterruptedError": "hybridstack.errors",
     "UnknownModelError": "hybridstack.errors",
+    # keeping keys out of text
+    "scrub": "hybridstack._secrets",
     # catalog
     "Catalog": "hybridstack.catalog",
     "Deployment": "hybridstack.catalog",
@@ -121,6 +123,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from hybridstack import testing as testing
+    from hybridstack._secrets import scrub
     from hybridstack.catalog import Catalog, Deployment, Family, Price
     from hybridstack.errors import (
         AllAttemptsFailedError,

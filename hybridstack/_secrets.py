@@ -31,8 +31,10 @@ __all__ = [
     "MASK",
     "SecretFilter",
     "SecretMapping",
+    "contains_secret",
     "install_log_filter",
     "register_secret",
+    "scrub",
     "scrub_exception",
     "scrub_secrets",
 ]
@@ -275,6 +277,19 @@ def scrub_secrets(text: str, secrets: Iterable[str | None] = ()) -> str:
     return text
 
 
+def scrub(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """``text`` without any API key: ``secrets``, every key hybridstack was given, and
+    anything shaped like a key (whole, by a head or tail, or masked with a few real
+    characters); each becomes ``***``. Public as :func:`hybridstack.scrub`.
+    """
+    return scrub_secrets(text, secrets)
+
+
+def contains_secret(text: str, secret: str | None) -> bool:
+    """Whether ``text`` holds ``secret`` or a fragment :func:`scrub` would hide."""
+    return bool(secret) and scrub(text, (secret,)) != text
+
+
 # --- exceptions ---------------------------------------------------------------------------
 
 #: Request headers that carry a key (httpx and aiohttp requests kept on SDK exceptions).
@@ -300,7 +315,8 @@ def _scrub_body(content: bytes, secrets: Iterable[str | None]) -> bytes:
     try:
         parsed = json.loads(content)
     except ValueError:
-        return _scrub_value(content, secrets)
+        scrubbed: bytes = _scrub_value(content, secrets)
+        return scrubbed
     clean = _scrub_value(parsed, secrets)
     return content if clean == parsed else json.dumps(clean, ensure_ascii=False).encode()
 
@@ -430,7 +446,7 @@ _installed = False
 
 
 def _is_watched(name: str | None) -> bool:
-    return bool(name) and name.split(".", 1)[0] in LOGGER_ROOTS  # type: ignore[union-attr]
+    return name is not None and name.split(".", 1)[0] in LOGGER_ROOTS
 
 
 def install_log_filter() -> None:

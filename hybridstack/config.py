@@ -147,10 +147,11 @@ class HybridStackConfig(_Section):
             or self.routing.deny_jurisdictions
             or self.routing.deny_deployments
         ):
+            allow = self.routing.allow_jurisdictions
             options["constraints"] = RouteConstraints(
-                allow_jurisdictions=self.routing.allow_jurisdictions,
-                deny_jurisdictions=self.routing.deny_jurisdictions,
-                deny_deployments=self.routing.deny_deployments,
+                allow_jurisdictions=None if allow is None else frozenset(allow),
+                deny_jurisdictions=frozenset(self.routing.deny_jurisdictions),
+                deny_deployments=frozenset(self.routing.deny_deployments),
             )
         return options
 

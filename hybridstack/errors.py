@@ -1,21 +1,24 @@
-"""hybridstack's exceptions: the error taxonomy that decides every resilience step.
+"""hybridstack's exceptions, all of them: the error taxonomy that decides every resilience step.
 
 Every provider failure is translated once, at the adapter boundary, into exactly one
 of five provider-error kinds. What the executor does next depends on the kind alone,
-never on which SDK raised it::
+never on which SDK raised it. Each branch of the tree is a decision a caller makes::
 
     HybridStackError
-    ├── ConfigurationError (also ValueError) ... bad set-up; fix the config, then retry
+    ├── ConfigurationError (also ValueError) ... bad set-up; fix it, then retry
     │   ├── CatalogError ........................ bad catalog file or entry (names file/entry/field)
-    │   ├── UnknownModelError ................... a model reference that resolves to nothing
+    │   ├── UnknownModelError (also LookupError)  a model reference that resolves to nothing
+    │   ├── UnknownDataClassError (LookupError) . a data class the sovereignty rules do not know
     │   ├── MissingAPIKeyError .................. a deployment's key variable is unset
     │   ├── NoProviderError ..................... no key set and no local server answered
-    │   └── SovereigntyError .................... a route could send data where it may not go
+    │   ├── SovereigntyError .................... a route could send data where it may not go
+    │   └── EmulatorConfigError ................. a bad emulator config file (names the field)
     ├── SecretPickleError (also TypeError) ...... an object holding a key was to be pickled
     ├── InvalidRequestError (also ValueError) ... a request hybridstack refuses to send
     ├── ProviderError ........................... one attempt on one deployment failed
     │   ├── RetryableError ...................... retry here: 429, 5xx, 529, timeout, reset
     │   ├── FailoverError ....................... fail over: bad key, quota, retired model, region
+    │   │   └── DeploymentSkippedError .......... never sent: breaker open, scope held, no key
     │   ├── ContentRefusedError ................. content refused: try another jurisdiction
     │   ├── ContextTooLongError ................. context too long: only larger windows
     │   └── FatalError .......................... fatal: malformed request; stop and raise
@@ -23,21 +26,30 @@ never on which SDK raised it::
     ├── BudgetExceededError ..................... the call's deadline, attempts or spend ran out
     ├── StreamInterruptedError .................. a stream broke after its first token
     ├── LedgerError ............................. attempts could not be stored; .unwritten has them
-    └── AllAttemptsFailedError (ExceptionGroup) . every planned deployment failed
+    ├── AllAttemptsFailedError (ExceptionGroup) . every planned deployment failed
+    └── GraphError .............................. the agent graph's own errors
+        ├── EmptyTaskError (InvalidRequestError)  the task is empty
+        ├── PlanValidationError (InvalidRequestError)  a plan is not a DAG of subtasks
+        ├── UnroutableSubtaskError (NoRouteError) a subtask's skill has no allowed deployment
+        ├── UnknownThreadError (LookupError) .... resume of a thread with no checkpoint
+        ├── CheckpointError ..................... the checkpoint store failed
+        │   ├── CheckpointStoreError (ConfigurationError)  the path cannot hold checkpoints
+        │   └── CheckpointUnavailableError ...... a read/write failed mid-run; resume later
+        ├── ThreadBusyError ..................... another run holds the thread's lease
+        ├── LeaseLostError ...................... this run's lease was taken over; it stopped
+        ├── PlanRejectedError ................... the plan was rejected at approval
+        └── RunFailedError ...................... RunResult.raise_for_status: failed/partial run
 
 Secrets never appear in these messages: adapters scrub every key (and every piece of
-one) from provider text before it is put in an exception (see :func:`scrub`), and
-objects that hold a key refuse to be pickled (:class:`SecretPickleError`).
+one) from provider text before it is put in an exception (:func:`hybridstack.scrub`),
+and objects that hold a key refuse to be pickled (:class:`SecretPickleError`).
+This module imports nothing of hybridstack: it is the bottom of the layers.
 """
 
 from __future__ import annotations
 
-import email.utils
-import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal
-
-from hybridstack._secrets import scrub_secrets
 
 ErrorKind = Literal["retry_here", "fail_over", "content_refused", "context_too_long", "fatal"]
 
@@ -125,6 +137,23 @@ class SovereigntyError(ConfigurationError):
         super().__init__(message)
 
 
+class UnknownDataClassError(ConfigurationError, LookupError):
+    """A data class name the rules do not know (routing fails closed)."""
+
+    def __init__(self, name: str, known: Sequence[str]) -> None:
+        self.data_class = name
+        self.known = tuple(known)
+        super().__init__(
+            f"unknown data class {name!r}; known classes: {', '.join(self.known)}. "
+            "Unknown classes are refused rather than treated as public: add it with "
+            f"data_classes={{{name!r}: ['EU', 'LOCAL']}}"
+        )
+
+
+class EmulatorConfigError(ConfigurationError):
+    """An emulator config file could not be read; the message names the file and field."""
+
+
 class SecretPickleError(HybridStackError, TypeError):
     """An object holding an API key was asked to be pickled: refused, keys stay in memory.
 
@@ -202,7 +231,9 @@ class ProviderError(HybridStackError):
         )
 
 
-def _rebuild_provider_error(cls: type[ProviderError], message: str, state: dict[str, Any]):
+def _rebuild_provider_error(
+    cls: type[ProviderError], message: str, state: dict[str, Any]
+) -> ProviderError:
     error = cls.__new__(cls)
     Exception.__init__(error, message)
     error.__dict__.update(state)
@@ -241,6 +272,16 @@ class FatalError(ProviderError):
     """The request itself is wrong (malformed, 422): no deployment will accept it."""
 
     kind = "fatal"
+
+
+class DeploymentSkippedError(FailoverError):
+    """A deployment the executor never sent a request to (breaker open, scope held, no key).
+
+    Appears in :class:`AllAttemptsFailedError` after the real attempts' errors, so the
+    group accounts for every planned deployment; never recorded in the ledger.
+    """
+
+    skipped = True
 
 
 ERROR_KINDS: dict[ErrorKind, type[ProviderError]] = {
@@ -321,7 +362,7 @@ class LedgerError(HybridStackError):
         super().__init__(message)
 
 
-class AllAttemptsFailedError(HybridStackError, ExceptionGroup):  # type: ignore[misc]
+class AllAttemptsFailedError(HybridStackError, ExceptionGroup[Exception]):
     """Every deployment of the plan failed. Holds each attempt's error, in order."""
 
     def __new__(cls, message: str, exceptions: Sequence[Exception]) -> AllAttemptsFailedError:
@@ -347,48 +388,207 @@ class AllAttemptsFailedError(HybridStackError, ExceptionGroup):  # type: ignore[
         return cls(message, errors)
 
 
-# --- helpers used by every adapter -------------------------------------------------------
+# --- the agent graph -----------------------------------------------------------------------
 
 
-def parse_retry_after(
-    headers: Mapping[str, str] | None, *, now: float | None = None
-) -> float | None:
-    """Seconds to wait from ``retry-after-ms`` or ``retry-after`` (seconds or HTTP date)."""
-    if not headers:
-        return None
-    lowered = {k.lower(): v for k, v in headers.items()}
-    raw_ms = lowered.get("retry-after-ms")
-    if raw_ms is not None:
-        try:
-            return max(0.0, float(raw_ms) / 1000.0)
-        except ValueError:
-            pass
-    raw = lowered.get("retry-after")
-    if raw is None:
-        return None
-    raw = raw.strip()
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    if when is None:
-        return None
-    current = time.time() if now is None else now
-    return max(0.0, when.timestamp() - current)
+class GraphError(HybridStackError):
+    """Base class of the agent graph's own errors (plans, threads, approvals)."""
 
 
-def scrub(text: str, secrets: Iterable[str | None] = ()) -> str:
-    """``text`` without any API key: ``secrets``, every key hybridstack was given, and
-    anything shaped like a key (whole, by a head or tail, or masked with a few real
-    characters); each becomes ``***``. See :mod:`hybridstack._secrets`.
+class EmptyTaskError(GraphError, InvalidRequestError):
+    """The agent was given an empty (or whitespace-only) task."""
+
+
+class PlanValidationError(GraphError, InvalidRequestError):
+    """A plan is not a valid DAG of subtasks; ``problems`` lists each defect.
+
+    ``unknown`` maps a subtask id to the dependency ids it names that do not exist;
+    ``cycle`` is the ids of one cycle, first id repeated at the end.
     """
-    return scrub_secrets(text, secrets)
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        problems: Sequence[str] = (),
+        unknown: Mapping[str, Sequence[str]] | None = None,
+        cycle: Sequence[str] = (),
+        duplicates: Sequence[str] = (),
+    ) -> None:
+        self.problems = tuple(problems)
+        self.unknown = {k: tuple(v) for k, v in (unknown or {}).items()}
+        self.cycle = tuple(cycle)
+        self.duplicates = tuple(duplicates)
+        super().__init__(message)
 
 
-def contains_secret(text: str, secret: str | None) -> bool:
-    """Whether ``text`` holds ``secret`` or a fragment :func:`scrub` would hide."""
-    return bool(secret) and scrub(text, (secret,)) != text
+class UnroutableSubtaskError(GraphError, NoRouteError):
+    """A subtask's skill has no deployment allowed for its data class.
+
+    Raised before dispatch, so no subtask of the run has been sent anywhere yet.
+    """
+
+    def __init__(
+        self,
+        *,
+        subtask_id: str,
+        skill: str,
+        data_class: str,
+        cause: NoRouteError | None = None,
+    ) -> None:
+        self.subtask_id = subtask_id
+        self.skill = skill
+        self.data_class = data_class
+        detail = f": {cause}" if cause is not None else ""
+        NoRouteError.__init__(
+            self,
+            f"subtask {subtask_id!r} cannot be routed: no deployment for skill {skill!r} is "
+            f"allowed under data class {data_class!r}{detail}",
+            None,
+        )
+        self.exclusions = dict(getattr(cause, "exclusions", {}) or {})
+
+
+class UnknownThreadError(GraphError, LookupError):
+    """A resume named a thread id the checkpointer has no checkpoint for.
+
+    ``where`` names the checkpoint store that was searched (a file path), so a resume
+    pointed at the wrong file says so.
+    """
+
+    def __init__(
+        self,
+        thread_id: str,
+        known: Sequence[str] = (),
+        *,
+        where: str = "",
+        store_exists: bool = True,
+    ) -> None:
+        self.thread_id = thread_id
+        self.where = where
+        place = f" in {where}" if where else ""
+        if known:
+            shown = ", ".join(repr(t) for t in list(known)[:5])
+            more = f" (and {len(known) - 5} more)" if len(known) > 5 else ""
+            hint = f"; known threads: {shown}{more}"
+        elif where and not store_exists:
+            hint = ", which does not exist: is this the checkpoint file the run used?"
+        elif where:
+            hint = "; it holds no threads: is this the checkpoint file the run used?"
+        else:
+            hint = ""
+        super().__init__(f"no checkpoint for thread {thread_id!r}{place}{hint}")
+
+
+class CheckpointError(GraphError):
+    """The checkpoint store failed. ``path`` is the store (a file path for SQLite)."""
+
+    def __init__(self, message: str, *, path: str = "", thread_id: str | None = None) -> None:
+        self.path = path
+        self.thread_id = thread_id
+        super().__init__(message)
+
+
+class CheckpointStoreError(CheckpointError, ConfigurationError):
+    """The checkpoint path cannot hold checkpoints: not an SQLite file, not writable, a
+    directory… Nothing was run or sent; the message says what to change."""
+
+
+class CheckpointUnavailableError(CheckpointError):
+    """Reading or writing a checkpoint failed during a run (the file stayed locked by
+    another process past the busy timeout, the disk is full, an I/O error).
+
+    The run stopped at its last saved step and nothing saved is lost. ``resumable``
+    says whether the thread has a saved step (resume it) or none (start it again);
+    the message gives the call for either.
+    """
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        path: str,
+        thread_id: str | None,
+        resumable: bool | None = None,
+    ) -> None:
+        self.detail = detail
+        self.resumable = resumable
+        message = f"the checkpoint store {path} failed: {detail}"
+        if thread_id is not None:
+            cli = f"hybridstack run --thread {thread_id} --checkpoints {path}"
+            if resumable is False:
+                message += (
+                    f". Thread {thread_id!r} has no saved step, so there is nothing to resume: "
+                    f"start it again with agent.arun(task, thread_id={thread_id!r}) "
+                    f'(CLI: hybridstack run "TASK" --thread {thread_id} --checkpoints {path})'
+                )
+            else:
+                message += (
+                    f". Thread {thread_id!r} stopped at its last saved step (finished subtasks "
+                    f"are kept and will not be sent again): once the store is usable, resume "
+                    f"it with agent.aresume({thread_id!r}) (CLI: {cli})"
+                )
+        super().__init__(message, path=path, thread_id=thread_id)
+
+
+class ThreadBusyError(GraphError):
+    """Another run holds the thread's lease: two runs of one thread would send its
+    unfinished subtasks twice, so this one was refused before sending anything.
+
+    ``holder`` is the :class:`~hybridstack.graph.leases.ThreadLease` in force (its owner,
+    host, pid and ``expires_at``). If the holder died, its lease runs out at
+    ``expires_at`` (sooner on the same machine, where a dead holder is detected) and the
+    thread can then be resumed.
+    """
+
+    def __init__(self, thread_id: str, holder: Any, *, same_process: bool = False) -> None:
+        self.thread_id = thread_id
+        self.holder = holder
+        self.expires_at = holder.expires_at
+        who = (
+            "another run in this process"
+            if same_process
+            else f"pid {holder.pid} on host {holder.host!r}"
+        )
+        super().__init__(
+            f"thread {thread_id!r} is already being run: {who} holds its lease (owner "
+            f"{holder.owner!r}) until {holder.expires_at.isoformat(timespec='seconds')}, "
+            f"renewing it while that run goes on. Nothing was sent. Follow that run with "
+            f"agent.aresult({thread_id!r}); if its process has died, resume the thread once "
+            f"the lease has run out: agent.aresume({thread_id!r})"
+        )
+
+
+class LeaseLostError(GraphError):
+    """This run's lease on its thread ran out and another run took the thread over
+    (this process stalled past the lease's TTL). The run stopped before sending more;
+    the other run carries on from the saved checkpoint."""
+
+    def __init__(self, thread_id: str, owner: str, holder: Any = None) -> None:
+        self.thread_id = thread_id
+        self.owner = owner
+        self.holder = holder
+        if holder is not None:
+            what = (
+                f"ran out and was taken over by owner {holder.owner!r} (pid {holder.pid} on "
+                f"host {holder.host!r})"
+            )
+        else:
+            what = "could not be renewed within its TTL, so another run may have taken it over"
+        super().__init__(
+            f"the lease of thread {thread_id!r} held by {owner!r} {what}; this run stopped "
+            f"before sending anything more. Read the thread with agent.aresult({thread_id!r})"
+        )
+
+
+class PlanRejectedError(GraphError):
+    """The plan was rejected at the approval step; nothing was dispatched."""
+
+
+class RunFailedError(GraphError):
+    """Raised by ``RunResult.raise_for_status`` for a failed or partial run."""
+
+    def __init__(self, message: str, result: Any) -> None:
+        #: The :class:`~hybridstack.graph.RunResult` of the run.
+        self.result = result
+        super().__init__(message)

@@ -127,7 +127,7 @@ class Candidate:
 
     def replace(self, **changes: Any) -> Candidate:
         """A copy with some fields changed (``reasons`` as final strings)."""
-        values = {
+        values: dict[str, Any] = {
             "deployment": self.deployment,
             "reasons": self.reasons,
             "expected_cost_usd": self.expected_cost_usd,

@@ -13,7 +13,6 @@ import contextlib
 import importlib
 import inspect
 import itertools
-import os
 import uuid
 from collections.abc import (
     AsyncIterator,
@@ -24,14 +23,14 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from pydantic import ValidationError
 
-from hybridstack._secrets import SecretMapping
 from hybridstack._sync import iterate_sync, run_sync
 from hybridstack._validation import first_problem
 from hybridstack.catalog import Catalog, Deployment
+from hybridstack.catalog.keys import KeyResolver, needs_key
 from hybridstack.catalog.refs import NAMED_LIST_FIELDS, unnamed_entry
 from hybridstack.errors import (
     AllAttemptsFailedError,
@@ -137,7 +136,7 @@ def _did_not_answer(error: Exception) -> bool:
 
 def _redact_for_deployment(
     request: ChatRequest, deployment: Deployment
-) -> tuple[ChatRequest, dict]:
+) -> tuple[ChatRequest, dict[str, Any]]:
     return redact(request)
 
 
@@ -189,7 +188,7 @@ class Stack:
         redact_personal_data: bool = False,
         api_keys: Mapping[str, str] | None = None,
         constraints: RouteConstraints | None = None,
-        routes: Mapping[str, Sequence[str]] | None = None,
+        routes: Mapping[str | tuple[str, str], Sequence[str]] | None = None,
         run_id: str | None = None,
         skill_classifier: SkillClassifierLike | None = None,
     ) -> None:
@@ -197,8 +196,11 @@ class Stack:
             raise ValueError(
                 f"stream_failover must be 'raise' or 'resume', not {stream_failover!r}"
             )
+        after_first_token: Literal["raise", "resume"] = (
+            "resume" if stream_failover == "resume" else "raise"
+        )
         self.catalog = catalog if catalog is not None else Catalog.default()
-        self._api_keys = SecretMapping(api_keys)  # names in its repr, values never
+        self._keys = KeyResolver(api_keys)  # names in its repr, values never
         self.ledger: Ledger = ledger if ledger is not None else MemoryLedger()
         self.latency = LatencyTracker()
         self.breakers = BreakerRegistry(breakers or BreakerSettings())
@@ -222,7 +224,7 @@ class Stack:
             routes=routes,
             health=self.breakers.health,
             latency=self.latency,
-            key_available=self._key_available,
+            key_available=self._keys.available,
         )
         # Fail closed at build time: a route that could leak raises SovereigntyError here.
         self.router.validate()
@@ -238,7 +240,7 @@ class Stack:
             retry=retry or RetrySettings(),
             breakers=self.breakers,
             hedge=hedge or HedgeSettings(),
-            stream_failover=stream_failover,
+            stream_failover=after_first_token,
             latency=self.latency,
             on_success=self.router.record_choice,
         )
@@ -249,19 +251,7 @@ class Stack:
             f"ledger={type(self.ledger).__name__})"
         )
 
-    # --- keys ------------------------------------------------------------------------
-
-    def _key_for(self, deployment: Deployment) -> str | None:
-        if deployment.id in self._api_keys:
-            return self._api_keys[deployment.id]
-        if deployment.api_key is not None:
-            return deployment.api_key.get_secret_value()
-        if deployment.api_key_env is None:
-            return "not-needed"
-        return self._api_keys.get(deployment.api_key_env) or os.environ.get(deployment.api_key_env)
-
-    def _key_available(self, deployment: Deployment) -> bool:
-        return bool(self._key_for(deployment))
+    # --- providers -------------------------------------------------------------------
 
     def _make_provider(self, deployment: Deployment) -> Provider:
         from hybridstack.providers import create_provider
@@ -272,7 +262,7 @@ class Stack:
             deployment = deployment.model_copy(
                 update={"features": self.catalog.features(deployment)}
             )
-        return create_provider(deployment, api_key=self._key_for(deployment))
+        return create_provider(deployment, keys=self._keys)
 
     # --- requests --------------------------------------------------------------------
 
@@ -542,7 +532,7 @@ class Stack:
     async def _explain_silence(
         self, events: AsyncIterator[StreamEvent], plan: Plan
     ) -> AsyncIterator[StreamEvent]:
-        async with contextlib.aclosing(events):  # type: ignore[type-var]
+        async with _closing(events):
             try:
                 async for event in events:
                     yield event
@@ -566,14 +556,16 @@ class Stack:
         variables: list[str] = []
         for dep_id, why in plan.excluded.items():
             dep = self.catalog.deployments.get(dep_id)
-            var = dep.api_key_env if dep is not None else None
-            if var and var in why and var not in variables and not self._key_available(dep):
+            if dep is None or not dep.api_key_env:
+                continue
+            var = dep.api_key_env
+            if var in why and var not in variables and not self._keys.available(dep):
                 variables.append(var)
         if not variables:
             return None
         tried = list(dict.fromkeys(str(getattr(e, "deployment", "")) for e in errors))
         urls = list(dict.fromkeys(d.base_url for d in candidates if d.id in tried))
-        any_key = any(d.api_key_env is not None and self._key_available(d) for d in self.catalog)
+        any_key = any(needs_key(d) and self._keys.available(d) for d in self.catalog)
         head = (
             "no provider key is set"
             if not any_key
@@ -609,7 +601,7 @@ class Stack:
         events = self.executor.stream(plan, request, **self._execution(budget, run_id, on_event))
         if _only_keyless(plan):
             events = self._explain_silence(events, plan)
-        async with contextlib.aclosing(events):  # type: ignore[type-var]
+        async with _closing(events):
             async for event in events:
                 yield event
 
@@ -632,7 +624,7 @@ class Stack:
 
         async def events() -> AsyncIterator[StreamEvent]:
             try:
-                async with contextlib.aclosing(self.stream(messages, **kwargs)) as stream:
+                async with _closing(self.stream(messages, **kwargs)) as stream:
                     async for event in stream:
                         yield event
             finally:
@@ -655,12 +647,12 @@ class Stack:
         from hybridstack.providers import load_adapters
 
         if deployments is None:
-            chosen = [d for d in self.catalog if d.enabled and self._key_available(d)]
+            chosen = [d for d in self.catalog if d.enabled and self._keys.available(d)]
         else:
             chosen = [
                 d if isinstance(d, Deployment) else self.catalog.deployment(d) for d in deployments
             ]
-        imports = [load_adapters(d.protocol for d in chosen)]
+        imports: list[Awaitable[object]] = [load_adapters(d.protocol for d in chosen)]
         if self.skill_classifier is None:
             # The default classifier runs on calls without skill=; its tables load once.
             imports.append(asyncio.to_thread(importlib.import_module, _DEFAULT_CLASSIFIER))
@@ -684,6 +676,17 @@ class Stack:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+@contextlib.asynccontextmanager
+async def _closing(events: AsyncIterator[StreamEvent]) -> AsyncIterator[AsyncIterator[StreamEvent]]:
+    """``contextlib.aclosing`` for any async iterator: closes it if it can be closed."""
+    try:
+        yield events
+    finally:
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 # --- the skill classifier path ------------------------------------------------------------

@@ -121,7 +121,9 @@ class Message(_Frozen):
         return cls(role="assistant", content=text, tool_calls=tuple(tool_calls or ()))
 
     @classmethod
-    def tool(cls, result: str | dict[str, Any], *, tool_call_id: str, name: str | None = None):
+    def tool(
+        cls, result: str | dict[str, Any], *, tool_call_id: str, name: str | None = None
+    ) -> Message:
         text = result if isinstance(result, str) else json.dumps(result, ensure_ascii=False)
         return cls(role="tool", content=text, tool_call_id=tool_call_id, name=name)
 

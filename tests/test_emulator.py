@@ -22,7 +22,7 @@ import pydantic
 import pytest
 import pytest_asyncio
 
-from hybridstack.testing._wire_common import example_for_schema
+from hybridstack.emulator.schema_examples import example_for_schema
 from hybridstack.testing.emulator import (
     OUTCOMES,
     EmulatedDeployment,

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from hybridstack import scrub
 from hybridstack.catalog.models import Deployment, Price
-from hybridstack.errors import ConfigurationError, LedgerError, scrub
+from hybridstack.errors import ConfigurationError, LedgerError
 from hybridstack.ledger import (
     GROUP_BY,
     Ledger,

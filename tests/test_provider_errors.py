@@ -37,7 +37,7 @@ from hybridstack.errors import (
 from hybridstack.providers import create_provider
 from hybridstack.providers._classify import classify, make_error, parse_context_limit
 from hybridstack.providers.anthropic import AnthropicProvider
-from hybridstack.providers.dashscope import DashScopeProvider, SendFailedError
+from hybridstack.providers.dashscope import DashScopeProvider, _SendFailedError
 from hybridstack.providers.openai import OpenAIProvider
 
 KEY = "sk-unit-test-key-9876543210"
@@ -666,9 +666,9 @@ def test_dashscope_raised_errors(dsc: DashScopeProvider) -> None:
     assert timeout.kind == "retry_here"
     assert timeout.code == "timeout"
     dropped = aiohttp.ServerDisconnectedError()
-    assert dsc._translate(SendFailedError(dropped)).code == "connection_error"
+    assert dsc._translate(_SendFailedError(dropped)).code == "connection_error"
     read_timeout = aiohttp.SocketTimeoutError("Timeout on reading data from socket")
-    assert dsc._translate(SendFailedError(read_timeout)).code == "timeout"
+    assert dsc._translate(_SendFailedError(read_timeout)).code == "timeout"
     assert dsc._translate(aiohttp.ClientPayloadError("cut")).kind == "retry_here"
     assert dsc._translate(json.JSONDecodeError("Expecting", "{", 1)).code == "malformed_response"
     fatal = dsc._translate(InputRequired("prompt or messages is required!"))
@@ -682,14 +682,14 @@ def test_dashscope_no_resend_middleware_retypes_connection_errors() -> None:
     async def failing(_request: Any) -> Any:
         raise aiohttp.ServerDisconnectedError()
 
-    with pytest.raises(SendFailedError) as info:
+    with pytest.raises(_SendFailedError) as info:
         asyncio.run(_no_resend(None, failing))  # type: ignore[arg-type]
     assert not isinstance(info.value, aiohttp.ClientConnectionError)
     assert isinstance(info.value.error, aiohttp.ServerDisconnectedError)
 
 
 def test_scrub_hides_whole_head_and_masked_tail_echoes() -> None:
-    from hybridstack.errors import contains_secret, scrub
+    from hybridstack._secrets import contains_secret, scrub
 
     key = "sk-live-ABCDEFGH1234567890wxyz"
     for echoed in (

@@ -36,9 +36,10 @@ from secret_helpers import (
     realistic_keys,
 )
 
+from hybridstack import scrub
 from hybridstack._secrets import register_secret
 from hybridstack.catalog import Catalog, Deployment, Family, Price
-from hybridstack.errors import HybridStackError, SecretPickleError, scrub
+from hybridstack.errors import HybridStackError, SecretPickleError
 from hybridstack.ledger import Ledger, MemoryLedger, SQLiteLedger
 from hybridstack.providers import create_provider
 from hybridstack.resilience import Budget, RetrySettings

@@ -10,7 +10,7 @@ raised straight from the stack (one per kind and wire protocol) are scanned too.
 
 The offline stack normally gives every deployment the emulator's own fake key. To make
 the real variables flow, the test swaps in a stack over the same emulator whose
-deployments have no ``api_key``, so :meth:`Stack._key_for` reads each one's
+deployments have no ``api_key``, so :class:`~hybridstack.catalog.keys.KeyResolver` reads each one's
 ``api_key_env`` from the environment, where a distinctive fake value is set. Some
 deployments only accept that exact value (``auth_key``), so a successful answer from them
 proves the key was really sent.
@@ -32,7 +32,7 @@ import pytest
 from secret_helpers import find_fragments, realistic_keys
 
 import hybridstack.cli.run as cli_run
-import hybridstack.testing
+import hybridstack.emulator.offline
 from hybridstack.catalog import Catalog
 from hybridstack.cli import EXIT_FAILED, EXIT_OK, main
 from hybridstack.cli.agent_view import AgentView
@@ -265,7 +265,7 @@ def test_no_key_leaks_from_a_full_run(
                 seen.results.append(result)
             return result
 
-    monkeypatch.setattr(hybridstack.testing, "offline_stack", patched)
+    monkeypatch.setattr(hybridstack.emulator.offline, "offline_stack", patched)
     monkeypatch.setattr(cli_run, "AgentView", RecordingView)
 
     config = tmp_path / "hybridstack.toml"

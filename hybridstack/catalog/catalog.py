@@ -27,7 +27,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from hybridstack._validation import did_you_mean
+from hybridstack._validation import close_matches, did_you_mean
 from hybridstack.catalog import loader, refs
 from hybridstack.catalog.models import Deployment, Family, Feature, Price
 from hybridstack.catalog.refs import RetiredName
@@ -130,7 +130,7 @@ class Catalog:
         found = refs.canonical_family(self, name)
         if found is None:
             names = [*self.families, *self._lookups.aliases]
-            raise UnknownModelError(name, refs.close_matches(name, names))
+            raise UnknownModelError(name, close_matches(name, names))
         return self.families[found]
 
     def deployment(self, ref: str) -> Deployment:
@@ -297,7 +297,15 @@ class Catalog:
         )
         return catalog
 
-    def _set(self, *, families, deployments, sites, retired, sources) -> None:  # type: ignore[no-untyped-def]
+    def _set(
+        self,
+        *,
+        families: Mapping[str, Family],
+        deployments: Mapping[str, Deployment],
+        sites: Mapping[str, Mapping[str, Any]],
+        retired: Mapping[str, RetiredName],
+        sources: Iterable[str],
+    ) -> None:
         self.families = MappingProxyType(dict(families))
         self.deployments = MappingProxyType(dict(deployments))
         self.sites = MappingProxyType({k: MappingProxyType(dict(v)) for k, v in sites.items()})
@@ -521,7 +529,7 @@ def _require(
 
 def _fields(entry: loader.RawEntry) -> dict[str, Any]:
     """The table's fields (entries holding a ready model are handled before this)."""
-    return dict(entry.data)  # type: ignore[arg-type]
+    return dict(entry.data)
 
 
 def _dump(deployment: Deployment) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """Catalog files in, validated entries out — or exactly one :class:`CatalogError`.
 
-This module reads TOML (stdlib ``tomllib``), YAML (``yaml.safe_load``, imported only
-when a YAML file is read) and JSON; checks the document's shape; and turns each table
-into a :class:`Family`, :class:`Deployment`, site template or :class:`RetiredName`.
+This module reads a file (its text is parsed by :mod:`hybridstack.catalog.formats`);
+checks the document's shape; and turns each table into a :class:`Family`,
+:class:`Deployment`, site template or :class:`RetiredName`.
 Every failure — a syntax error, a wrong type, an unknown field, a negative price — is
 translated into one ``CatalogError`` that names the file, the entry and the field and
 says what was expected. Merging entries into a catalog is ``catalog.py``'s job.
@@ -13,18 +13,18 @@ The document format is described at the top of ``data/catalog.toml``.
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ValidationError
 
 from hybridstack._validation import did_you_mean, short_repr
 from hybridstack._validation import first_problem as describe_first_problem
+from hybridstack.catalog.formats import empty_file_error, parse_text
 from hybridstack.catalog.models import KNOWN_JURISDICTIONS, Deployment, Family, Price
 from hybridstack.catalog.refs import RetiredName
 from hybridstack.errors import CatalogError
@@ -125,6 +125,9 @@ class Entries:
     retired: list[RawEntry] = field(default_factory=list)
 
 
+_M = TypeVar("_M", bound=BaseModel)
+
+
 # --- reading ------------------------------------------------------------------------------
 
 
@@ -160,155 +163,13 @@ def read_bundled() -> Entries:
     return parse_document(parse_text(text, "TOML", BUNDLED_SOURCE), BUNDLED_SOURCE)
 
 
-def parse_text(text: str, kind: str, source: str) -> Any:
-    """Parse TOML, YAML or JSON text; syntax errors become CatalogError with the line."""
-    if not text.strip():
-        raise _empty(source)
-    try:
-        return _parse(text, kind, source)
-    except RecursionError:
-        # The parsers recurse once per nesting level; a catalog nests four levels deep.
-        raise CatalogError(
-            f"invalid {kind}: values are nested too deeply for a catalog file (a catalog "
-            'needs a few levels: [deployments."family@site"] with a price table)',
-            source=source,
-        ) from None
-    except ValueError as exc:
-        # Python refuses to read integers of more than 4300 digits (int_max_str_digits).
-        if "integer string conversion" not in str(exc):
-            raise
-        raise CatalogError(
-            f"invalid {kind}: a number has more than {sys.get_int_max_str_digits()} digits; "
-            "prices, windows and timeouts are ordinary numbers",
-            source=source,
-        ) from None
-
-
-def _parse(text: str, kind: str, source: str) -> Any:
-    if kind == "TOML":
-        import tomllib
-
-        try:
-            return tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            message = str(exc)
-            twice = re.match(r"Cannot declare \((.*)\) twice", message)
-            if twice is None:
-                raise CatalogError(f"invalid TOML: {message}", source=source) from None
-            raise CatalogError(
-                f"invalid TOML: {message}; each family, site and deployment may appear once "
-                "per file",
-                source=source,
-                entry=".".join(re.findall(r"'([^']*)'", twice.group(1))) or None,
-            ) from None
-    if kind == "YAML":
-        return _parse_yaml(text, source)
-    return _parse_json(text, source)
-
-
-def _parse_json(text: str, source: str) -> Any:
-    import json
-
-    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in result:
-                raise _DuplicateKeyError(key)
-            result[key] = value
-        return result
-
-    try:
-        return json.loads(text, object_pairs_hook=unique)
-    except _DuplicateKeyError as exc:
-        raise CatalogError(
-            f"invalid JSON: the key {exc.key!r} appears twice in one object "
-            "(each family, site and deployment may appear once per file)",
-            source=source,
-            entry=exc.key,
-        ) from None
-    except json.JSONDecodeError as exc:
-        raise CatalogError(
-            f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}", source=source
-        ) from None
-
-
-class _DuplicateKeyError(ValueError):
-    def __init__(self, key: str, line: int | None = None, first: int | None = None) -> None:
-        self.key = key
-        self.line = line
-        self.first = first
-        super().__init__(key)
-
-
-def _parse_yaml(text: str, source: str) -> Any:
-    import yaml
-
-    try:
-        return yaml.load(text, Loader=_unique_key_loader())
-    except _DuplicateKeyError as exc:
-        raise CatalogError(
-            f"invalid YAML at line {exc.line}: the key {exc.key!r} appears twice (first at "
-            f"line {exc.first}); each family, site and deployment may appear once per file",
-            source=source,
-            entry=str(exc.key),
-        ) from None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = "; ".join(p for p in (exc.context, exc.problem) if p)
-        raise CatalogError(f"invalid YAML{where}: {problem}", source=source) from None
-    except yaml.YAMLError as exc:
-        raise CatalogError(f"invalid YAML: {exc}", source=source) from None
-
-
-_YAML_LOADER: type | None = None
-
-
-def _unique_key_loader() -> type:
-    """A SafeLoader that refuses duplicate keys (plain safe_load keeps the last one)."""
-    global _YAML_LOADER
-    if _YAML_LOADER is None:
-        import yaml
-
-        class UniqueKeyLoader(yaml.SafeLoader):
-            pass
-
-        def construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False):
-            loader.flatten_mapping(node)
-            seen: dict[Any, int] = {}
-            for key_node, _ in node.value:
-                key = loader.construct_object(key_node, deep=deep)
-                try:
-                    first = seen.setdefault(key, key_node.start_mark.line)
-                except TypeError:
-                    continue  # an unhashable key: SafeLoader reports it below
-                if first != key_node.start_mark.line:
-                    raise _DuplicateKeyError(key, key_node.start_mark.line + 1, first + 1)
-            return yaml.SafeLoader.construct_mapping(loader, node, deep)
-
-        UniqueKeyLoader.add_constructor(
-            yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping
-        )
-        _YAML_LOADER = UniqueKeyLoader
-    return _YAML_LOADER
-
-
-def _empty(source: str) -> CatalogError:
-    return CatalogError(
-        "the file is empty (no families, sites, deployments or retired entries); "
-        "expected schema_version = 1 and [families.NAME] / "
-        '[deployments."family@site"] tables (see the top of the bundled catalog.toml)',
-        source=source,
-    )
-
-
 # --- document shape -----------------------------------------------------------------------
 
 
 def parse_document(doc: Any, source: str) -> Entries:
     """Check a parsed document's shape and split it into entries (values not validated)."""
     if doc is None:
-        raise _empty(source)
+        raise empty_file_error(source)
     if not isinstance(doc, dict):
         raise CatalogError(
             f"expected a table of schema_version, families, sites, deployments and retired "
@@ -332,7 +193,7 @@ def parse_document(doc: Any, source: str) -> Entries:
             field="schema_version",
         )
     if not any(doc.get(kind) for kind in KINDS):
-        raise _empty(source)
+        raise empty_file_error(source)
 
     entries = Entries(source=source)
     for kind in ("families", "sites", "retired"):
@@ -423,27 +284,27 @@ def entries_from_code(
                 field="name",
             )
         entries.families.append(_entry("families", name, item, source, from_file=False))
-    for index, item in enumerate(deployments):
-        if isinstance(item, Deployment):
-            entries.deployments.append(RawEntry("deployments", item.id, item))
+    for index, spec in enumerate(deployments):
+        if isinstance(spec, Deployment):
+            entries.deployments.append(RawEntry("deployments", spec.id, spec))
             continue
         label = f"deployments[{index}]"
-        if not isinstance(item, Mapping):
+        if not isinstance(spec, Mapping):
             raise CatalogError(
-                f"expected a Deployment or a mapping, got {_type_name(item)}",
+                f"expected a Deployment or a mapping, got {_type_name(spec)}",
                 source=source,
                 entry=label,
             )
         for name in ("family", "site"):
-            if not isinstance(item.get(name), str) or not item[name]:
+            if not isinstance(spec.get(name), str) or not spec[name]:
                 raise CatalogError(
                     "is required: a deployment given as a mapping names its family and site",
                     source=source,
                     entry=label,
                     field=name,
                 )
-        key = f"{item['family']}@{item['site']}"
-        entries.deployments.append(_entry("deployments", key, item, source, from_file=False))
+        key = f"{spec['family']}@{spec['site']}"
+        entries.deployments.append(_entry("deployments", key, spec, source, from_file=False))
     return entries
 
 
@@ -638,7 +499,7 @@ def _deployment_problems(d: Deployment) -> Iterable[tuple[str, str]]:
         )
 
 
-def _validate(model: type[BaseModel], data: Mapping[str, Any], *, source: str, entry: str) -> Any:
+def _validate(model: type[_M], data: Mapping[str, Any], *, source: str, entry: str) -> _M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hybridstack.cli import EXIT_FAILED, EXIT_NO_ROUTE, EXIT_OK, EXIT_USAGE
 from hybridstack.errors import (
@@ -24,6 +24,11 @@ from hybridstack.errors import (
     SovereigntyError,
 )
 from hybridstack.routing.sovereignty import UnknownDataClassError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from hybridstack.config import HybridStackConfig
 
 
 def dispatch(args: argparse.Namespace) -> int:
@@ -52,24 +57,18 @@ def _error(message: str) -> None:
     print(f"hybridstack: error: {message}", file=sys.stderr)
 
 
-def warn_routes(stack: Any) -> None:
-    """Print the router's build-time warnings (typos in the skill table, empty routes)."""
-    for warning in getattr(stack.router, "warnings", ()):
-        print(f"hybridstack: warning: {warning}", file=sys.stderr)
-
-
 def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
 
 
-def _console():  # type: ignore[no-untyped-def]
+def _console() -> Console:
     from rich.console import Console
 
     # Tables in a pipe or a log would be cut to 80 columns; give them room.
     return Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 160)
 
 
-def _load_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _load_config(args: argparse.Namespace) -> HybridStackConfig:
     from hybridstack.config import load_config
 
     return load_config(getattr(args, "config", None))
@@ -115,8 +114,8 @@ def cmd_smoke(args: argparse.Namespace) -> int:
 
 async def _smoke() -> list[dict[str, Any]]:
     from hybridstack.catalog import Catalog
+    from hybridstack.emulator import Emulator, emulator_config_for, offline_catalog
     from hybridstack.providers import create_provider, load_adapters
-    from hybridstack.testing import Emulator, emulator_config_for, offline_catalog
     from hybridstack.types import ChatRequest, Message
 
     catalog = Catalog.default()
@@ -163,21 +162,21 @@ async def _smoke() -> list[dict[str, Any]]:
 def cmd_emulator(args: argparse.Namespace) -> int:
     import tempfile
 
-    from hybridstack.testing import emulator as emulator_module
+    from hybridstack.emulator.__main__ import main as serve_emulator
 
     # Without --port the config's port applies (else a free one): never force 0 over it.
     argv = [] if args.port is None else ["--port", str(args.port)]
     if args.config:
-        return emulator_module.main([*argv, "--config", args.config]) or EXIT_OK
+        return serve_emulator([*argv, "--config", args.config]) or EXIT_OK
     # Without a config: every deployment of the bundled catalog, named by its catalog id.
     from hybridstack.catalog import Catalog
-    from hybridstack.testing import emulator_config_for
+    from hybridstack.emulator import emulator_config_for
 
     config = emulator_config_for(Catalog.default())
     with tempfile.TemporaryDirectory(prefix="hybridstack-emulator-") as folder:
         path = Path(folder) / "emulator.json"
         path.write_text(config.model_dump_json(), encoding="utf-8")
-        return emulator_module.main([*argv, "--config", str(path)]) or EXIT_OK
+        return serve_emulator([*argv, "--config", str(path)]) or EXIT_OK
 
 
 # --- route -----------------------------------------------------------------------------------
@@ -190,12 +189,13 @@ def cmd_route(args: argparse.Namespace) -> int:
         options["policy"] = args.policy
     if args.seed is not None:
         options["seed"] = args.seed
+    from hybridstack.cli.run import warn_routes
     from hybridstack.stack import Stack
 
     # Routing needs no keys: explain every route as if each key were set, and say so.
     stack = Stack(config.build_catalog(), **options)
     warn_routes(stack)
-    stack.router.key_available = lambda deployment: True  # type: ignore[attr-defined]
+    stack.router.key_available = lambda deployment: True
     classification = None
     skill = args.skill
     if skill is None:

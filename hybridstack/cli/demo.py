@@ -53,8 +53,8 @@ async def run_demo(
     progress: bool = True,
     as_json: bool = False,
 ) -> int:
+    from hybridstack.emulator.offline import offline_stack
     from hybridstack.graph import Agent
-    from hybridstack.testing import offline_stack
 
     async with offline_stack(seed=seed) as stack:
         down = [d.id for d in stack.catalog if _matches(d, outage)]
@@ -65,7 +65,7 @@ async def run_demo(
                 f"--outage {outage!r}: no deployment is in that region or jurisdiction; "
                 f"jurisdictions: {', '.join(stack.catalog.jurisdictions())}"
             )
-        stack.emulator.set_outage(down, True)  # type: ignore[attr-defined]
+        stack.emulator.set_outage(down, True)
         await stack.warm_up()  # SDK imports off the loop, before the live display starts
         # The emulator's simulated text cannot plan, so the demo plans without a model.
         agent = Agent(stack, planner="heuristic", checkpointer="memory")

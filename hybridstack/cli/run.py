@@ -20,8 +20,13 @@ from rich.panel import Panel
 from rich.text import Text
 
 from hybridstack.cli.agent_view import AgentView, jurisdiction_table, result_summary
-from hybridstack.cli.commands import warn_routes
 from hybridstack.errors import InvalidRequestError
+
+
+def warn_routes(stack: Any) -> None:
+    """Print the router's build-time warnings (typos in the skill table, empty routes)."""
+    for warning in getattr(stack.router, "warnings", ()):
+        print(f"hybridstack: warning: {warning}", file=sys.stderr)
 
 
 def default_checkpoint_path() -> Path:
@@ -67,7 +72,7 @@ async def _stack(args: Any) -> AsyncIterator[Any]:
     options["ledger"] = SQLiteLedger(ledger_path(config, offline=args.offline))
     try:
         if args.offline:
-            from hybridstack.testing import offline_stack
+            from hybridstack.emulator.offline import offline_stack
 
             async with offline_stack(catalog, **options) as stack:
                 warn_routes(stack)
@@ -92,7 +97,8 @@ def read_task(args: Any) -> str | None:
     if path is not None:
         return _decode(_read_file(Path(path).expanduser()), f"the task file {path}")
     if args.task != "-":
-        return args.task
+        task: str | None = args.task
+        return task
     if args.approve_plan:
         raise InvalidRequestError(
             "--approve-plan asks for the answer on standard input, which `run -` reads the "

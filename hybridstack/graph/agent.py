@@ -143,7 +143,7 @@ class Agent:
         self.recursion_limit = recursion_limit
         # Failed subtasks' exception groups from runs in this process (by run id).
         self._errors: dict[str, dict[str, BaseException]] = {}
-        self.builder: StateGraph = build_agent_graph(
+        self.builder: StateGraph[Any, Any, Any, Any] = build_agent_graph(
             stack,
             planner=planner,
             review=review,

@@ -173,7 +173,8 @@ def _allowed_jurisdictions(stack: Any, data_class: str) -> frozenset[str] | None
     for attr in ("data_classes", "data_class_rules", "rules"):
         rules = getattr(router, attr, None)
         if rules is not None and hasattr(rules, "allowed"):
-            return rules.allowed(data_class)
+            found: frozenset[str] | None = rules.allowed(data_class)
+            return found
     plan = stack.route("data class probe", skill="general", data_class=data_class)
     allowed = getattr(plan, "allowed_jurisdictions", None)
     return None if allowed is None else frozenset(allowed)
@@ -899,7 +900,7 @@ def build_agent_graph(
     stream_tokens: bool | None = None,
     synthesize_single: bool = False,
     error_sink: MutableMapping[str, dict[str, BaseException]] | None = None,
-) -> StateGraph:
+) -> StateGraph[AgentState, Any, Any, Any]:
     """The agent graph as an *uncompiled* ``StateGraph`` (compile it with a checkpointer).
 
     Args:
@@ -932,7 +933,7 @@ def build_agent_graph(
         synthesize_single=synthesize_single,
         error_sink=error_sink,
     )
-    builder: StateGraph = StateGraph(AgentState)
+    builder: StateGraph[AgentState, Any, Any, Any] = StateGraph(AgentState)
     builder.add_node("plan", nodes.plan)
     builder.add_node("preflight", nodes.preflight)
     dispatch_targets: tuple[str, ...] = (

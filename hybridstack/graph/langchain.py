@@ -105,7 +105,7 @@ def from_langchain_messages(messages: Sequence[BaseMessage]) -> list[Message]:
             role = {"human": "user", "ai": "assistant"}.get(message.role, message.role)
             if role not in ("system", "user", "assistant"):
                 raise ValueError(f"unsupported chat message role {message.role!r}")
-            out.append(Message(role=role, content=_text_of(message.content)))  # type: ignore[arg-type]
+            out.append(Message(role=role, content=_text_of(message.content)))
         else:
             raise ValueError(f"unsupported LangChain message type {type(message).__name__}")
     return out
@@ -366,7 +366,7 @@ class HybridChatModel(BaseChatModel):
             name = convert_to_openai_tool(schema)["function"]["name"]
             llm = self.bind_tools([schema], tool_choice=name)
             parser = (
-                PydanticToolsParser(tools=[schema], first_tool_only=True)  # type: ignore[list-item]
+                PydanticToolsParser(tools=[schema], first_tool_only=True)
                 if is_model
                 else JsonOutputKeyToolsParser(key_name=name, first_tool_only=True)
             )
@@ -425,7 +425,7 @@ def _chunk_of(event: Any, seen: set[str]) -> ChatGenerationChunk | None:
                 content="",
                 response_metadata=_response_metadata(event.response),
                 # Usage arrives once: from a usage event, else from the assembled reply.
-                usage_metadata=None if "usage" in seen else _usage_metadata(event.response),  # type: ignore[arg-type]
+                usage_metadata=None if "usage" in seen else _usage_metadata(event.response),
                 chunk_position="last",
             )
         )

@@ -14,8 +14,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
+from hybridstack.errors import PlanRejectedError, RunFailedError
 from hybridstack.graph.state import ErrorSummary, ReviewRecord
-from hybridstack.graph.subtasks import GraphError, PlanRejectedError, Subtask, TaskPlan
+from hybridstack.graph.subtasks import Subtask, TaskPlan
 from hybridstack.types import Attempt
 
 __all__ = ["CallRecord", "RunFailedError", "RunResult", "RunStatus", "RunTotals", "SubtaskOutcome"]
@@ -25,14 +26,6 @@ __all__ = ["CallRecord", "RunFailedError", "RunResult", "RunStatus", "RunTotals"
 #: ``awaiting_approval``: paused before dispatch; ``rejected``: the plan was rejected;
 #: ``incomplete``: stopped part-way (the process died, or a step raised): resume it.
 RunStatus = Literal["completed", "partial", "failed", "awaiting_approval", "rejected", "incomplete"]
-
-
-class RunFailedError(GraphError):
-    """Raised by :meth:`RunResult.raise_for_status` for a failed or partial run."""
-
-    def __init__(self, message: str, result: RunResult) -> None:
-        self.result = result
-        super().__init__(message)
 
 
 class CallRecord(BaseModel):
@@ -463,9 +456,9 @@ def _as_dict(value: Any) -> dict[str, Any]:
     if isinstance(value, Mapping):
         return dict(value)
     if hasattr(value, "model_dump"):
-        return value.model_dump()
+        return dict(value.model_dump())
     if hasattr(value, "_asdict"):
-        return value._asdict()
+        return dict(value._asdict())
     return dict(vars(value))
 
 

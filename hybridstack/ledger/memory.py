@@ -320,8 +320,9 @@ class MemoryLedger(Ledger):
                     run.ok_calls,
                 )
                 for run_id, run in self._runs.items()
+                if run.started_at is not None  # always set: a run starts with its first attempt
             ]
-        return run_summaries(rows)  # type: ignore[arg-type]
+        return run_summaries(rows)
 
     def clear(self) -> None:
         """Forget every attempt and every total (subscribers stay)."""

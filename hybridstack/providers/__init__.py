@@ -15,13 +15,13 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import importlib
-import os
 import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from hybridstack._secrets import install_log_filter
-from hybridstack.errors import ConfigurationError, MissingAPIKeyError
+from hybridstack.catalog.keys import ENVIRONMENT_KEYS, KEYLESS, KeyResolver
+from hybridstack.errors import ConfigurationError
 from hybridstack.providers.base import DEFAULT_MAX_TOKENS, Provider
 
 if TYPE_CHECKING:
@@ -53,8 +53,8 @@ _FIRST_REQUEST_MODULES: dict[str, tuple[str, ...]] = {
     "dashscope": (),
 }
 
-#: Sent as the key to endpoints that need none (local servers): the SDKs insist on one.
-PLACEHOLDER_API_KEY = "not-needed"
+#: Sent as the key to endpoints that need none (:data:`hybridstack.catalog.keys.KEYLESS`).
+PLACEHOLDER_API_KEY = KEYLESS
 
 #: One import per protocol, shared by every caller on every event loop (a sync facade
 #: runs each call on a fresh loop, so an asyncio future or lock would not do).
@@ -63,24 +63,13 @@ _loading_lock = threading.Lock()
 
 
 def resolve_api_key(deployment: Deployment, api_key: str | None = None) -> str:
-    """The key for ``deployment``: the argument, else the deployment's own, else its env var.
+    """The key for ``deployment``: the argument, else the deployment's own, else its env var
+    (:class:`~hybridstack.catalog.keys.KeyResolver` without keys given in code).
 
     Raises :class:`~hybridstack.errors.MissingAPIKeyError` when the deployment names a
     variable that is unset (or empty).
     """
-    if api_key:
-        return api_key
-    if deployment.api_key is not None:
-        secret = deployment.api_key.get_secret_value()
-        if secret:
-            return secret
-    variable = deployment.api_key_env
-    if variable is None:
-        return PLACEHOLDER_API_KEY
-    value = os.environ.get(variable)
-    if not value:
-        raise MissingAPIKeyError(deployment.id, variable)
-    return value
+    return ENVIRONMENT_KEYS.resolve(deployment, api_key)
 
 
 def _adapter_spec(protocol: str) -> tuple[str, str, str]:
@@ -164,18 +153,22 @@ def create_provider(
     *,
     api_key: str | None = None,
     timeout_s: float | None = None,
+    keys: KeyResolver | None = None,
 ) -> Provider:
     """A :class:`Provider` for ``deployment`` over its wire protocol's official SDK.
 
-    ``timeout_s`` overrides ``deployment.timeout_s`` (per attempt). The SDK client is
-    built lazily on first use, once per event loop (``await provider.warm_up()`` builds
-    it ahead, off the loop). The SDK is imported here if :func:`load_adapter` has not.
+    The key is ``api_key`` when given, else what ``keys`` (default: the deployment and
+    the environment) resolves; a missing one raises
+    :class:`~hybridstack.errors.MissingAPIKeyError`. ``timeout_s`` overrides
+    ``deployment.timeout_s`` (per attempt). The SDK client is built lazily on first use,
+    once per event loop (``await provider.warm_up()`` builds it ahead, off the loop).
+    The SDK is imported here if :func:`load_adapter` has not.
     """
     try:
         _adapter_spec(deployment.protocol)
     except ConfigurationError as exc:
         raise ConfigurationError(f"deployment {deployment.id!r}: {exc}") from None
-    key = resolve_api_key(deployment, api_key)
+    key = (keys or ENVIRONMENT_KEYS).resolve(deployment, api_key)
     adapter_cls = adapter_class(deployment.protocol)
     # From the first provider on, hybridstack and SDK log records are scrubbed as made.
     install_log_filter()

@@ -17,13 +17,13 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from hybridstack._http import parse_retry_after
 from hybridstack._secrets import scrub_exception, scrub_secrets
 from hybridstack.errors import (
     ERROR_KINDS,
     ContextTooLongError,
     ErrorKind,
     ProviderError,
-    parse_retry_after,
 )
 
 __all__ = [

@@ -24,6 +24,7 @@ from typing import Any
 import anthropic
 from anthropic import AsyncAnthropic
 from anthropic.types import Message as AnthropicMessage
+from anthropic.types import TextBlock, ThinkingBlock, ToolUseBlock
 
 from hybridstack.errors import ProviderError
 from hybridstack.providers._classify import classify
@@ -250,15 +251,14 @@ class AnthropicProvider(AdapterBase[AsyncAnthropic]):
         calls: list[ToolCall] = []
         try:
             for block in message.content:
-                kind = block.type
-                if kind == "text":
+                if isinstance(block, TextBlock):
                     texts.append(block.text)
-                elif kind == "tool_use":
+                elif isinstance(block, ToolUseBlock):
                     if forced is not None and block.name == forced:
                         texts.append(json.dumps(block.input, ensure_ascii=False))
                     else:
                         calls.append(self._tool_call(block.id, block.name, block.input))
-                elif kind == "thinking":
+                elif isinstance(block, ThinkingBlock):
                     thinking.append(block.thinking)
             stop_reason = message.stop_reason
             stop_details = getattr(message, "stop_details", None)

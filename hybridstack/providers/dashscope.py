@@ -29,10 +29,11 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 from dashscope.aigc.generation import AioGeneration
+from dashscope.api_entities.dashscope_response import GenerationResponse
 from dashscope.common.error import AuthenticationError as DashScopeAuthError
 from dashscope.common.error import DashScopeException
 
@@ -87,7 +88,7 @@ def _text(content: Any) -> str:
     return str(content)
 
 
-class SendFailedError(Exception):
+class _SendFailedError(Exception):
     """A transport failure before any response, re-typed so the SDK does not resend it."""
 
     def __init__(self, error: aiohttp.ClientConnectionError) -> None:
@@ -99,11 +100,11 @@ async def _no_resend(
     request: aiohttp.ClientRequest,
     handler: Callable[[aiohttp.ClientRequest], Awaitable[aiohttp.ClientResponse]],
 ) -> aiohttp.ClientResponse:
-    """aiohttp client middleware: connection errors leave as :class:`SendFailedError`."""
+    """aiohttp client middleware: connection errors leave as :class:`_SendFailedError`."""
     try:
         return await handler(request)
     except aiohttp.ClientConnectionError as exc:
-        raise SendFailedError(exc) from exc
+        raise _SendFailedError(exc) from exc
 
 
 class DashScopeProvider(AdapterBase[aiohttp.ClientSession]):
@@ -197,7 +198,7 @@ class DashScopeProvider(AdapterBase[aiohttp.ClientSession]):
     def _translate_sdk(
         self, exc: Exception, partial_text: str, request_id: str | None
     ) -> ProviderError | None:
-        if isinstance(exc, SendFailedError):
+        if isinstance(exc, _SendFailedError):
             exc = exc.error
         if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
             return self._timed_out(exc, partial_text, request_id)
@@ -224,7 +225,8 @@ class DashScopeProvider(AdapterBase[aiohttp.ClientSession]):
         params = self._params(request, extra_headers)
         started = time.perf_counter()
         try:
-            response = await AioGeneration.call(**params)
+            # Without stream=True the SDK returns one response, not a generator.
+            response = cast("GenerationResponse", await AioGeneration.call(**params))
         except Exception as exc:
             raise self._translate(exc) from exc
         latency = time.perf_counter() - started

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import openai
 from openai import AsyncOpenAI
-from openai.types.chat import ChatCompletion
+from openai.types.chat import ChatCompletion, ChatCompletionMessageFunctionToolCall
 
 from hybridstack.errors import ProviderError
 from hybridstack.providers._classify import classify
@@ -187,8 +187,10 @@ class OpenAIProvider(AdapterBase[AsyncOpenAI]):
             raise self._refused(request_id, "", _detail(refusal))
         tool_calls: tuple[ToolCall, ...] = ()
         if raw_calls:
+            # Only function tools are ever sent, so only function calls come back.
+            calls = cast("list[ChatCompletionMessageFunctionToolCall]", raw_calls)
             tool_calls = tuple(
-                self._tool_call(c.id, c.function.name, c.function.arguments) for c in raw_calls
+                self._tool_call(c.id, c.function.name, c.function.arguments) for c in calls
             )
         return self._response(
             text=text,

@@ -710,11 +710,11 @@ class BreakerRegistry:
         own, shared = self._pair(deployment)
         scope_gate = shared.admit(last_resort=last_resort)
         if scope_gate.__class__ is BreakerBlock:
-            return scope_gate  # type: ignore[return-value]
+            return scope_gate
         own_gate = own.admit(last_resort=last_resort)
         if own_gate.__class__ is BreakerBlock:
             shared.release(scope_gate)  # type: ignore[arg-type]
-            return own_gate  # type: ignore[return-value]
+            return own_gate
         probe = scope_gate.probe or own_gate.probe  # type: ignore[union-attr]
         return BreakerAdmission(HALF_OPEN if probe else CLOSED, own_gate, scope_gate)  # type: ignore[arg-type]
 

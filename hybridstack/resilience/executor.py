@@ -128,17 +128,17 @@ from datetime import UTC, datetime
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, Literal
 
+from hybridstack._secrets import scrub
 from hybridstack.catalog.models import Deployment
 from hybridstack.errors import (
     AllAttemptsFailedError,
     BudgetExceededError,
     ConfigurationError,
-    FailoverError,
+    DeploymentSkippedError,
     NoRouteError,
     ProviderError,
     RetryableError,
     StreamInterruptedError,
-    scrub,
 )
 from hybridstack.resilience.breaker import (
     BreakerAdmission,
@@ -222,16 +222,6 @@ class ExecutionEvent:
     message: str = ""
     delay_s: float | None = None
     call_id: str = ""
-
-
-class DeploymentSkippedError(FailoverError):
-    """A deployment the executor never sent a request to (breaker open, scope held, no key).
-
-    Appears in :class:`AllAttemptsFailedError` after the real attempts' errors, so the
-    group accounts for every planned deployment; never recorded in the ledger.
-    """
-
-    skipped = True
 
 
 class _Skipped(Exception):
@@ -809,7 +799,7 @@ class _Call:
                 await asyncio.sleep(wait)
             gate = self.ex.breakers.admit(slot.dep, last_resort=parked)
             if gate.__class__ is BreakerBlock:
-                self._blocked(slot, gate)  # type: ignore[arg-type]
+                self._blocked(slot, gate)
                 continue
             self._admitted(slot, gate)  # type: ignore[arg-type]
             failed = self.last_failed
@@ -1023,7 +1013,7 @@ class _Call:
         deadline = self.deadline
         try:
             if deadline is None:
-                response = await provider.complete(request, extra_headers=headers)
+                response: ChatResponse = await provider.complete(request, extra_headers=headers)
             else:
                 try:
                     async with asyncio.timeout_at(deadline):
@@ -1126,7 +1116,7 @@ class _Call:
                 return None
             gate = self.ex.breakers.admit(slot.dep)
             if gate.__class__ is BreakerBlock:
-                self._blocked(slot, gate)  # type: ignore[arg-type]
+                self._blocked(slot, gate)
                 continue
             self._admitted(slot, gate)  # type: ignore[arg-type]
             return slot
@@ -1289,11 +1279,11 @@ class _Call:
                                 marker = None
                                 self.resume_from = None
                         if etype == "text":
-                            parts.append(event.text)  # type: ignore[union-attr]
-                            emitted_chars += len(event.text)  # type: ignore[union-attr]
+                            parts.append(event.text)
+                            emitted_chars += len(event.text)
                         yield event
                     elif etype == "finish":
-                        response = event.response  # type: ignore[union-attr]
+                        response = event.response
                         latency = perf_counter() - t0
                         final_usage = response.usage
                         cost = _cost(dep, final_usage, started_at)
@@ -1310,11 +1300,11 @@ class _Call:
                         final = self._succeeded(slot, response)
                         if final.ttft_s is None and ttft is not None:
                             final = final.model_copy(update={"ttft_s": ttft})
-                        yield FinishEvent(finish_reason=event.finish_reason, response=final)  # type: ignore[union-attr]
+                        yield FinishEvent(finish_reason=event.finish_reason, response=final)
                         return
                     else:
                         if etype == "usage":
-                            usage = event.usage  # type: ignore[union-attr]
+                            usage = event.usage
                         yield event
             except ProviderError as error:
                 cost = _cost(dep, usage, started_at)

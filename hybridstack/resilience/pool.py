@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
+from hybridstack.catalog.keys import KeyResolver
 from hybridstack.catalog.models import Deployment
 
 if TYPE_CHECKING:
@@ -32,9 +33,11 @@ class ProviderPool:
 
     Args:
         factory: builds a provider for a deployment. Default:
-            :func:`hybridstack.providers.create_provider` with the key from ``api_keys``
-            (by deployment id or by environment-variable name) when given there.
-        api_keys: keys for the default factory; held privately, never printed.
+            :func:`hybridstack.providers.create_provider` with the key a
+            :class:`~hybridstack.catalog.keys.KeyResolver` over ``api_keys`` resolves
+            (by deployment id or by environment-variable name, else the environment).
+        api_keys: keys for the default factory, or a ``KeyResolver``; held in a
+            :class:`~hybridstack._secrets.SecretMapping`, never printed or pickled.
         timeout_s: per-request timeout for the default factory (default: the
             deployment's ``timeout_s``).
 
@@ -46,11 +49,11 @@ class ProviderPool:
         self,
         factory: ProviderFactory | None = None,
         *,
-        api_keys: Mapping[str, str] | None = None,
+        api_keys: Mapping[str, str] | KeyResolver | None = None,
         timeout_s: float | None = None,
     ) -> None:
         self._factory = factory
-        self._api_keys = dict(api_keys or {})
+        self._keys = api_keys if isinstance(api_keys, KeyResolver) else KeyResolver(api_keys)
         self._timeout_s = timeout_s
         self._providers: dict[str, Provider] = {}
         # The deployment each provider was requested for: the factory may hand the
@@ -73,10 +76,7 @@ class ProviderPool:
             return self._factory(deployment)
         from hybridstack.providers import create_provider
 
-        key = self._api_keys.get(deployment.id)
-        if key is None and deployment.api_key_env is not None:
-            key = self._api_keys.get(deployment.api_key_env)
-        return create_provider(deployment, api_key=key, timeout_s=self._timeout_s)
+        return create_provider(deployment, keys=self._keys, timeout_s=self._timeout_s)
 
     def get(self, deployment: Deployment) -> Provider:
         """The deployment's provider, created on first use (factory errors propagate).

@@ -27,7 +27,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from hybridstack.errors import ConfigurationError
 
@@ -129,7 +129,8 @@ def _parse(text: str) -> Policy:
                     raise ConfigurationError(f"too many diversified arguments in {text!r}")
         else:
             raise ConfigurationError(f"unknown policy {part!r} in {text!r}; use: {valid}")
-    return Policy(primary=primary or "weighted", max_jurisdiction_share=share, window=window)  # type: ignore[arg-type]
+    order = cast("Primary", primary or "weighted")  # one of PRIMARY_POLICIES, checked above
+    return Policy(primary=order, max_jurisdiction_share=share, window=window)
 
 
 def _codes(value: Iterable[str] | str | None, *, upper: bool) -> frozenset[str] | None:

@@ -43,6 +43,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from hybridstack.catalog.catalog import Catalog
+from hybridstack.catalog.keys import ENVIRONMENT_KEYS
 from hybridstack.catalog.models import Deployment
 from hybridstack.errors import (
     ConfigurationError,
@@ -123,9 +124,7 @@ def _too_long(window: int, count: TokenCount, max_tokens: int | None) -> str:
 
 def default_key_available(deployment: Deployment) -> bool:
     """A key in code, no key needed (local), or the key variable set and non-empty."""
-    if deployment.api_key is not None or deployment.api_key_env is None:
-        return True
-    return bool(os.environ.get(deployment.api_key_env))
+    return ENVIRONMENT_KEYS.available(deployment)
 
 
 class _Entry:
@@ -616,7 +615,7 @@ class Router:
 
         max_tokens = request.max_tokens
         output_tokens = max_tokens or self.default_output_tokens
-        extra = max_tokens or 0
+        reserved = max_tokens or 0  # output tokens the window must also hold
         # One count per tokenizer the entries need (most plans: the estimate and Qwen's).
         counter = self.token_counter
         counts: dict[str | None, TokenCount] = {}
@@ -633,7 +632,7 @@ class Router:
             count = counts.get(e.tokenizer)
             if count is None:
                 count = counts[e.tokenizer] = counter.count_request(request, e.tokenizer)
-            if e.context_window < count.tokens + extra:
+            if e.context_window < count.tokens + reserved:
                 excluded[e.id] = _too_long(e.context_window, count, max_tokens)
                 continue
             features = e.features
@@ -915,8 +914,8 @@ class Router:
 
         for skill in sorted(self._skill_table.user_skills):
             check_refs(f"skill table {skill!r}", self._skill_table.ranked(skill))
-        for (skill, data_class), refs in self._routes.items():
-            check_refs(f"route {skill + '/' if skill else ''}{data_class}", refs)
+        for (route_skill, data_class), refs in self._routes.items():
+            check_refs(f"route {route_skill + '/' if route_skill else ''}{data_class}", refs)
 
         skills = list(self._skill_table.known_skills(catalog))
         skills += [s for (s, _), _ in self._routes.items() if s and s not in skills]

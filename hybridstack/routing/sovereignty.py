@@ -25,11 +25,11 @@ how they are found) lives in :mod:`hybridstack.routing.redaction`; it is re-expo
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from hybridstack.catalog.models import KNOWN_JURISDICTIONS
-from hybridstack.errors import ConfigurationError
+from hybridstack.errors import ConfigurationError, UnknownDataClassError
 from hybridstack.routing.redaction import REDACTION_KINDS, redact, redact_text
 
 __all__ = [
@@ -52,19 +52,6 @@ DEFAULT_DATA_CLASSES: Mapping[str, tuple[str, ...]] = {
 }
 
 DEFAULT_HOME = "LOCAL"
-
-
-class UnknownDataClassError(ConfigurationError, LookupError):
-    """A data class name the rules do not know (routing fails closed)."""
-
-    def __init__(self, name: str, known: Sequence[str]) -> None:
-        self.data_class = name
-        self.known = tuple(known)
-        super().__init__(
-            f"unknown data class {name!r}; known classes: {', '.join(self.known)}. "
-            "Unknown classes are refused rather than treated as public: add it with "
-            f"data_classes={{{name!r}: ['EU', 'LOCAL']}}"
-        )
 
 
 def _jurisdictions(name: str, value: Any) -> frozenset[str] | None:

@@ -94,6 +94,7 @@ def fake_card(rng: random.Random, network: str | None = None) -> str:
     body = prefix + "".join(rng.choice(string.digits) for _ in range(length - len(prefix) - 1))
     digits = luhn_complete(body)
     sep = rng.choice((" ", "-"))
+    styles: list[tuple[int, ...]]
     if length == 15:
         styles = [(4, 6, 5)]
     elif length == 14:

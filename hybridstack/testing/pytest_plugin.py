@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from hybridstack.testing.emulator import EmulatedDeployment, Emulator, EmulatorConfig
+from hybridstack.emulator.config import EmulatedDeployment, EmulatorConfig
+from hybridstack.emulator.server import Emulator
 
 EmulatorSpec = EmulatorConfig | Sequence[EmulatedDeployment | Mapping[str, Any]]
 

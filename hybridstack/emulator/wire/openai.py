@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from hybridstack.testing._wire_common import (
+from hybridstack.emulator.wire.common import (
     BadRequest,
     ChatRequest,
     ErrorInfo,

@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from hybridstack.testing._wire_common import (
+from hybridstack.emulator.wire.common import (
     BadRequest,
     ChatRequest,
     ErrorInfo,
