@@ -418,8 +418,8 @@ def test_result_renders_markdown_and_html() -> None:
 
 def test_import_hybridstack_does_not_import_langgraph() -> None:
     code = (
-        "import sys, hybridstack, hybridstack.graph, hybridstack.graph.classifier;"
-        "hybridstack.graph.classifier.classify_skill('hi');"
+        "import sys, hybridstack, hybridstack.graph, hybridstack.routing.skills.classifier;"
+        "hybridstack.routing.skills.classifier.classify_skill('hi');"
         "assert 'langgraph' not in sys.modules and 'langchain_core' not in sys.modules, 'eager';"
         "from hybridstack.graph import Agent;"
         "assert 'langgraph' in sys.modules"
