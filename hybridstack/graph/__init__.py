@@ -25,8 +25,8 @@ _EXPORTS: dict[str, str] = {
     "TaskPlan": "hybridstack.graph.subtasks",
     "Planner": "hybridstack.graph.planner",
     "PlanResult": "hybridstack.graph.planner",
-    "HeuristicPlanner": "hybridstack.graph.planner",
-    "LLMPlanner": "hybridstack.graph.planner",
+    "HeuristicPlanner": "hybridstack.graph.heuristic_planner",
+    "LLMPlanner": "hybridstack.graph.llm_planner",
     # results and events
     "RunResult": "hybridstack.graph.result",
     "SubtaskOutcome": "hybridstack.graph.result",
@@ -172,6 +172,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         SubtaskStarted,
         TokenDelta,
     )
+    from hybridstack.graph.heuristic_planner import HeuristicPlanner
     from hybridstack.graph.langchain import HybridChatModel
     from hybridstack.graph.leases import (
         HeldLease,
@@ -180,7 +181,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         ThreadLease,
         ThreadLeases,
     )
-    from hybridstack.graph.planner import HeuristicPlanner, LLMPlanner, Planner, PlanResult
+    from hybridstack.graph.llm_planner import LLMPlanner
+    from hybridstack.graph.planner import Planner, PlanResult
     from hybridstack.graph.result import RunFailedError, RunResult, RunTotals, SubtaskOutcome
     from hybridstack.graph.state import AgentState, ErrorSummary, SubtaskRecord
     from hybridstack.graph.subtasks import (

@@ -3,23 +3,14 @@
 ``Agent(stack)`` is the one object most users touch::
 
     agent = Agent(stack, checkpoint_path="runs.sqlite")
-    result = await agent.arun("Write a parser, then translate its docs to German")
-    async for event in agent.astream(task): ...            # typed events
-    result = await agent.aresume(thread_id)                 # after a crash
-    result = await agent.aapprove(thread_id, plan=edited)   # with require_approval=True
+    result = await agent.run("Write a parser, then translate its docs to German")
+    async for event in agent.stream(task): ...            # typed events
+    result = await agent.resume(thread_id)                 # after a crash
+    result = await agent.approve(thread_id, plan=edited)   # with require_approval=True
 
-Durability: every run has a thread id. The graph is compiled with a checkpointer
-(SQLite at ``~/.hybridstack/checkpoints.sqlite`` unless told otherwise; any LangGraph
-saver is accepted) and runs with ``durability="sync"``: each worker's result is
-written to the checkpoint as that worker finishes. Resuming a thread after the process
-died re-runs only the subtasks with no saved result; completed ones are never sent again.
-
-The default SQLite saver is shared by every run of the process on one event loop
-(:mod:`hybridstack.graph.checkpoints`: one connection, WAL, a busy timeout), so many
-concurrent runs, the blocking twins (``run``, ``resume`` …) and several processes can
-share a file. A run holds a lease on its thread (:mod:`hybridstack.graph.leases`), so a
-second run of the same thread, in this process or another, is refused with
-:class:`ThreadBusyError` instead of sending the same subtasks again.
+Every coroutine has a blocking ``*_sync`` twin (``run_sync``, ``stream_sync`` …), like
+``Stack.complete``/``complete_sync``. Durability (checkpoints, leases, resume) is
+described in docs/agent.md ("Durable runs and resume").
 """
 
 from __future__ import annotations
@@ -35,15 +26,10 @@ from typing import Any, Literal
 from langgraph.graph import StateGraph
 from langgraph.types import Command
 
-from hybridstack._sync import iterate_sync, run_sync
-from hybridstack.errors import ConfigurationError
-from hybridstack.graph.builder import (
-    CONFIG_LEASE,
-    CONFIG_STREAM_TOKENS,
-    build_agent_graph,
-    check_routes,
-    effective_data_classes,
-)
+from hybridstack import _sync
+from hybridstack.errors import ConfigurationError, LedgerError
+from hybridstack.graph._agent_compat import deprecated_alias
+from hybridstack.graph.builder import build_agent_graph
 from hybridstack.graph.checkpoints import DEFAULT_BUSY_TIMEOUT_S, shared_sqlite_saver
 from hybridstack.graph.events import (
     AgentEvent,
@@ -59,7 +45,10 @@ from hybridstack.graph.leases import (
     SQLiteThreadLeases,
     ThreadLeases,
 )
+from hybridstack.graph.nodes import CONFIG_LEASE, CONFIG_STREAM_TOKENS
 from hybridstack.graph.planner import Planner
+from hybridstack.graph.ports import AgentStack
+from hybridstack.graph.preflight import check_routes, effective_data_classes
 from hybridstack.graph.result import RunResult, RunStatus, build_result
 from hybridstack.graph.subtasks import (
     CheckpointUnavailableError,
@@ -69,6 +58,7 @@ from hybridstack.graph.subtasks import (
     TaskPlan,
     UnknownThreadError,
 )
+from hybridstack.types import Attempt
 
 __all__ = ["DEFAULT_CHECKPOINT_PATH", "Agent", "PlanInput"]
 
@@ -88,7 +78,7 @@ class Agent:
         stack: the stack every model call goes through (routing, fail-over, ledger).
         planner: ``"llm"`` (default; heuristic fall-back), ``"heuristic"`` or a Planner.
         review: have a second family review code subtasks (one revision on failure).
-        require_approval: pause before dispatch until :meth:`aapprove`/:meth:`areject`.
+        require_approval: pause before dispatch until :meth:`approve`/:meth:`reject`.
         max_concurrency: stack calls in flight at once per run.
         checkpointer: any LangGraph checkpoint saver, or ``"memory"``; when given, the
             caller owns its lifecycle. Default: SQLite at ``checkpoint_path``.
@@ -111,7 +101,7 @@ class Agent:
 
     def __init__(
         self,
-        stack: Any,
+        stack: AgentStack,
         *,
         planner: Planner | str | None = None,
         review: bool = False,
@@ -292,7 +282,7 @@ class Agent:
             "max_concurrency": max_concurrency or self.max_concurrency,
         }
 
-    async def arun(
+    async def run(
         self,
         task: str,
         *,
@@ -304,12 +294,12 @@ class Agent:
     ) -> RunResult:
         """Run a task to the end (or to the approval pause) and return its result.
 
-        ``plan`` skips the planner; ``thread_id`` names the run for :meth:`aresume`
+        ``plan`` skips the planner; ``thread_id`` names the run for :meth:`resume`
         (default: a fresh id, in ``result.thread_id``); ``run_id`` tags the ledger
         (default: the thread id); ``max_concurrency`` overrides the agent's for this run.
         """
         result: RunResult | None = None
-        async for event in self.astream(
+        async for event in self.stream(
             task,
             data_class=data_class,
             plan=plan,
@@ -323,7 +313,7 @@ class Agent:
         assert result is not None
         return result
 
-    async def astream(
+    async def stream(
         self,
         task: str,
         *,
@@ -356,7 +346,7 @@ class Agent:
                 if existing.values:
                     raise GraphError(
                         f"thread {thread_id!r} already has a run; resume it with "
-                        f"agent.aresume({thread_id!r}) or pick a new thread_id"
+                        f"agent.resume({thread_id!r}) or pick a new thread_id"
                     )
                 started = True
                 yield RunStarted(
@@ -375,7 +365,7 @@ class Agent:
 
     # --- resuming -----------------------------------------------------------------------
 
-    async def aresume(
+    async def resume(
         self,
         thread_id: str,
         *,
@@ -387,7 +377,7 @@ class Agent:
         approval pause (``approve=True``, ``approve=False`` to reject, or ``plan=`` to
         run an edited plan). A finished thread just returns its result."""
         result: RunResult | None = None
-        async for event in self.astream_resume(
+        async for event in self.stream_resume(
             thread_id, plan=plan, approve=approve, reason=reason, stream_tokens=False
         ):
             if isinstance(event, RunFinished):
@@ -395,7 +385,7 @@ class Agent:
         assert result is not None
         return result
 
-    async def astream_resume(
+    async def stream_resume(
         self,
         thread_id: str,
         *,
@@ -404,7 +394,7 @@ class Agent:
         reason: str = "",
         stream_tokens: bool = True,
     ) -> AsyncIterator[AgentEvent]:
-        """Like :meth:`aresume`, yielding typed events."""
+        """Like :meth:`resume`, yielding typed events."""
         missing = self._missing_file(thread_id)
         if missing is not None:
             raise missing
@@ -447,13 +437,13 @@ class Agent:
         snapshot = await graph.aget_state(config)
         return bool(snapshot.values or snapshot.next)
 
-    async def aapprove(self, thread_id: str, *, plan: PlanInput | None = None) -> RunResult:
+    async def approve(self, thread_id: str, *, plan: PlanInput | None = None) -> RunResult:
         """Approve a paused plan (or replace it with ``plan``) and run it."""
-        return await self.aresume(thread_id, plan=plan, approve=True)
+        return await self.resume(thread_id, plan=plan, approve=True)
 
-    async def areject(self, thread_id: str, reason: str = "") -> RunResult:
+    async def reject(self, thread_id: str, reason: str = "") -> RunResult:
         """Reject a paused plan: the run ends with status ``rejected``; nothing is sent."""
-        return await self.aresume(thread_id, approve=False, reason=reason)
+        return await self.resume(thread_id, approve=False, reason=reason)
 
     async def _resume_command(
         self,
@@ -484,7 +474,7 @@ class Agent:
                 return Command(resume={"action": "approve"})
             raise GraphError(
                 f"thread {snapshot.config['configurable']['thread_id']!r} is waiting for plan "
-                "approval: call agent.aapprove(thread_id[, plan=...]) or agent.areject(thread_id)"
+                "approval: call agent.approve(thread_id[, plan=...]) or agent.reject(thread_id)"
             )
         if approve is not None:
             raise GraphError("this thread is not waiting for plan approval")
@@ -509,7 +499,7 @@ class Agent:
 
     # --- reading threads ----------------------------------------------------------------
 
-    async def aresult(self, thread_id: str) -> RunResult:
+    async def result(self, thread_id: str) -> RunResult:
         """The result of a thread as it stands (finished, paused or interrupted)."""
         missing = self._missing_file(thread_id)
         if missing is not None:
@@ -522,7 +512,7 @@ class Agent:
                 )
             return await self._result(graph, config, thread_id)
 
-    async def athreads(self) -> list[str]:
+    async def threads(self) -> list[str]:
         """Thread ids the checkpointer holds, most recent first."""
         if self.checkpoint_path is not None and not self.checkpoint_path.exists():
             return []
@@ -571,15 +561,14 @@ class Agent:
         values = snapshot.values or {}
         status = _status(values, snapshot)
         run_id = values.get("run_id") or thread_id
-        ledger = self.stack.ledger if hasattr(self.stack, "ledger") else None
-        attempts: list[Any] = []
-        by_jurisdiction = None
-        if ledger is not None:
-            try:
-                attempts = list(ledger.attempts(run_id=run_id))
-                by_jurisdiction = ledger.totals(run_id=run_id, by="jurisdiction")
-            except Exception:  # a ledger that cannot answer must not hide the result
-                attempts, by_jurisdiction = attempts or [], None
+        ledger = self.stack.ledger
+        attempts: list[Attempt] = []
+        by_jurisdiction: Mapping[str, Any] | None = None
+        try:
+            attempts = list(ledger.attempts(run_id=run_id))
+            by_jurisdiction = ledger.totals(run_id=run_id, by="jurisdiction")
+        except LedgerError:  # a ledger store that cannot answer must not hide the result
+            pass
         result = build_result(
             thread_id=thread_id,
             values=values,
@@ -600,29 +589,50 @@ class Agent:
 
     # --- blocking twins -----------------------------------------------------------------
 
-    def run(self, task: str, **kwargs: Any) -> RunResult:
-        """Blocking twin of :meth:`arun` (refuses inside a running event loop)."""
-        return run_sync(self.arun(task, **kwargs), name="run")
+    def run_sync(self, task: str, **kwargs: Any) -> RunResult:
+        """Blocking twin of :meth:`run` (refuses inside a running event loop)."""
+        return _sync.run_sync(self.run(task, **kwargs), name="run_sync")
 
-    def stream(self, task: str, **kwargs: Any) -> Iterator[AgentEvent]:
-        """Blocking twin of :meth:`astream`."""
-        return iterate_sync(self.astream(task, **kwargs), name="stream")
+    def stream_sync(self, task: str, **kwargs: Any) -> Iterator[AgentEvent]:
+        """Blocking twin of :meth:`stream`."""
+        return _sync.iterate_sync(self.stream(task, **kwargs), name="stream_sync")
 
-    def resume(self, thread_id: str, **kwargs: Any) -> RunResult:
-        """Blocking twin of :meth:`aresume`."""
-        return run_sync(self.aresume(thread_id, **kwargs), name="resume")
+    def resume_sync(self, thread_id: str, **kwargs: Any) -> RunResult:
+        """Blocking twin of :meth:`resume`."""
+        return _sync.run_sync(self.resume(thread_id, **kwargs), name="resume_sync")
 
-    def approve(self, thread_id: str, *, plan: PlanInput | None = None) -> RunResult:
-        """Blocking twin of :meth:`aapprove`."""
-        return run_sync(self.aapprove(thread_id, plan=plan), name="approve")
+    def stream_resume_sync(self, thread_id: str, **kwargs: Any) -> Iterator[AgentEvent]:
+        """Blocking twin of :meth:`stream_resume`."""
+        return _sync.iterate_sync(
+            self.stream_resume(thread_id, **kwargs), name="stream_resume_sync"
+        )
 
-    def reject(self, thread_id: str, reason: str = "") -> RunResult:
-        """Blocking twin of :meth:`areject`."""
-        return run_sync(self.areject(thread_id, reason), name="reject")
+    def approve_sync(self, thread_id: str, *, plan: PlanInput | None = None) -> RunResult:
+        """Blocking twin of :meth:`approve`."""
+        return _sync.run_sync(self.approve(thread_id, plan=plan), name="approve_sync")
 
-    def result(self, thread_id: str) -> RunResult:
-        """Blocking twin of :meth:`aresult`."""
-        return run_sync(self.aresult(thread_id), name="result")
+    def reject_sync(self, thread_id: str, reason: str = "") -> RunResult:
+        """Blocking twin of :meth:`reject`."""
+        return _sync.run_sync(self.reject(thread_id, reason), name="reject_sync")
+
+    def result_sync(self, thread_id: str) -> RunResult:
+        """Blocking twin of :meth:`result`."""
+        return _sync.run_sync(self.result(thread_id), name="result_sync")
+
+    def threads_sync(self) -> list[str]:
+        """Blocking twin of :meth:`threads`."""
+        return _sync.run_sync(self.threads(), name="threads_sync")
+
+    # --- the old names (one release) ------------------------------------------------------
+
+    arun = deprecated_alias("arun")
+    astream = deprecated_alias("astream")
+    aresume = deprecated_alias("aresume")
+    astream_resume = deprecated_alias("astream_resume")
+    aapprove = deprecated_alias("aapprove")
+    areject = deprecated_alias("areject")
+    aresult = deprecated_alias("aresult")
+    athreads = deprecated_alias("athreads")
 
 
 _FINISHED = object()

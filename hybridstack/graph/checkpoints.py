@@ -23,10 +23,10 @@ import functools
 import os
 import sqlite3
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
@@ -169,7 +169,8 @@ class _TranslatingSqliteSaver(AsyncSqliteSaver):
     aget_delta_channel_history = _translated(AsyncSqliteSaver.aget_delta_channel_history)
 
     async def alist(self, config: Any, **kwargs: Any) -> AsyncIterator[Any]:  # type: ignore[override]
-        items = super().alist(config, **kwargs)
+        # AsyncSqliteSaver.alist is an async generator: close it, whatever happens here.
+        items = cast(AsyncGenerator[Any, None], super().alist(config, **kwargs))
         try:
             while True:
                 try:

@@ -184,14 +184,14 @@ class CheckpointUnavailableError(CheckpointError):
             if resumable is False:
                 message += (
                     f". Thread {thread_id!r} has no saved step, so there is nothing to resume: "
-                    f"start it again with agent.arun(task, thread_id={thread_id!r}) "
+                    f"start it again with agent.run(task, thread_id={thread_id!r}) "
                     f'(CLI: hybridstack run "TASK" --thread {thread_id} --checkpoints {path})'
                 )
             else:
                 message += (
                     f". Thread {thread_id!r} stopped at its last saved step (finished subtasks "
                     f"are kept and will not be sent again): once the store is usable, resume "
-                    f"it with agent.aresume({thread_id!r}) (CLI: {cli})"
+                    f"it with agent.resume({thread_id!r}) (CLI: {cli})"
                 )
         super().__init__(message, path=path, thread_id=thread_id)
 
@@ -219,8 +219,8 @@ class ThreadBusyError(GraphError):
             f"thread {thread_id!r} is already being run: {who} holds its lease (owner "
             f"{holder.owner!r}) until {holder.expires_at.isoformat(timespec='seconds')}, "
             f"renewing it while that run goes on. Nothing was sent. Follow that run with "
-            f"agent.aresult({thread_id!r}); if its process has died, resume the thread once "
-            f"the lease has run out: agent.aresume({thread_id!r})"
+            f"agent.result({thread_id!r}); if its process has died, resume the thread once "
+            f"the lease has run out: agent.resume({thread_id!r})"
         )
 
 
@@ -242,7 +242,7 @@ class LeaseLostError(GraphError):
             what = "could not be renewed within its TTL, so another run may have taken it over"
         super().__init__(
             f"the lease of thread {thread_id!r} held by {owner!r} {what}; this run stopped "
-            f"before sending anything more. Read the thread with agent.aresult({thread_id!r})"
+            f"before sending anything more. Read the thread with agent.result({thread_id!r})"
         )
 
 
