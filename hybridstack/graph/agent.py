@@ -19,12 +19,11 @@ import contextlib
 import os
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from langgraph.graph import StateGraph
-from langgraph.types import Command
 
 from hybridstack import _sync
 from hybridstack.errors import ConfigurationError, LedgerError
@@ -49,25 +48,32 @@ from hybridstack.graph.nodes import CONFIG_LEASE, CONFIG_STREAM_TOKENS
 from hybridstack.graph.planner import Planner
 from hybridstack.graph.ports import AgentStack
 from hybridstack.graph.preflight import check_routes, effective_data_classes
-from hybridstack.graph.result import RunResult, RunStatus, build_result
+from hybridstack.graph.result import RunResult, build_result
 from hybridstack.graph.subtasks import (
     CheckpointUnavailableError,
     EmptyTaskError,
     GraphError,
+    PlanInput,
     Subtask,
     TaskPlan,
     UnknownThreadError,
 )
+from hybridstack.graph.threads import (
+    FINISHED,
+    resume_command,
+    run_status,
+    thread_exists,
+    thread_ids,
+)
 from hybridstack.types import Attempt
 
-__all__ = ["DEFAULT_CHECKPOINT_PATH", "Agent", "PlanInput"]
+__all__ = ["DEFAULT_CHECKPOINT_PATH", "Agent"]
 
 #: Where runs are checkpointed unless ``checkpoint_path``/``checkpointer`` says otherwise.
 DEFAULT_CHECKPOINT_PATH = Path("~/.hybridstack/checkpoints.sqlite")
 #: Environment variable overriding :data:`DEFAULT_CHECKPOINT_PATH`.
 CHECKPOINT_ENV = "HYBRIDSTACK_CHECKPOINTS"
 
-PlanInput = TaskPlan | Sequence[Subtask | Mapping[str, Any]]
 Durability = Literal["sync", "async", "exit"]
 
 
@@ -401,9 +407,9 @@ class Agent:
         try:
             async with self.compiled() as graph:
                 config = self._config(thread_id, stream_tokens=stream_tokens)
-                if not await self._exists(graph, config):
+                if not await thread_exists(graph, config):
                     raise UnknownThreadError(
-                        thread_id, await self._thread_ids(graph), where=self._where()
+                        thread_id, await thread_ids(graph), where=self._where()
                     )
                 async with self._holding(thread_id) as lease:
                     config = self._config(thread_id, stream_tokens=stream_tokens, lease=lease)
@@ -414,8 +420,8 @@ class Agent:
                     config["max_concurrency"] = (
                         values.get("max_concurrency") or self.max_concurrency
                     )
-                    command = await self._resume_command(
-                        graph, config, snapshot, plan, approve, reason
+                    command = await resume_command(
+                        self.stack, graph, config, snapshot, plan, approve, reason
                     )
                     yield RunStarted(
                         thread_id=thread_id,
@@ -424,18 +430,13 @@ class Agent:
                         data_class=values.get("data_class", "public"),
                         resumed=True,
                     )
-                    if command is _FINISHED:
+                    if command is FINISHED:
                         yield RunFinished(result=await self._result(graph, config, thread_id))
                         return
                     async for event in self._drive(graph, command, config, thread_id):
                         yield event
         except CheckpointUnavailableError as error:
             raise await self._unavailable(error, thread_id, saved=True) from error
-
-    @staticmethod
-    async def _exists(graph: Any, config: dict[str, Any]) -> bool:
-        snapshot = await graph.aget_state(config)
-        return bool(snapshot.values or snapshot.next)
 
     async def approve(self, thread_id: str, *, plan: PlanInput | None = None) -> RunResult:
         """Approve a paused plan (or replace it with ``plan``) and run it."""
@@ -444,58 +445,6 @@ class Agent:
     async def reject(self, thread_id: str, reason: str = "") -> RunResult:
         """Reject a paused plan: the run ends with status ``rejected``; nothing is sent."""
         return await self.resume(thread_id, approve=False, reason=reason)
-
-    async def _resume_command(
-        self,
-        graph: Any,
-        config: dict[str, Any],
-        snapshot: Any,
-        plan: PlanInput | None,
-        approve: bool | None,
-        reason: str,
-    ) -> Any:
-        values = snapshot.values
-        waiting = bool(snapshot.interrupts) or "approve" in (snapshot.next or ())
-        checked: list[dict[str, Any]] | None = None
-        if plan is not None:
-            # Check the edit before anything is written: an invalid plan leaves the
-            # thread exactly as it was (still paused, or still resumable).
-            data_class = values.get("data_class", "public")
-            parsed = TaskPlan.parse(plan).with_data_class(data_class)
-            parsed, _ = effective_data_classes(self.stack, parsed)
-            check_routes(self.stack, parsed, values.get("task", ""))
-            checked = [s.model_dump(mode="json") for s in parsed]
-        if waiting:
-            if approve is False:
-                return Command(resume={"action": "reject", "reason": reason or "rejected"})
-            if checked is not None:
-                return Command(resume={"action": "edit", "plan": checked})
-            if approve is True:
-                return Command(resume={"action": "approve"})
-            raise GraphError(
-                f"thread {snapshot.config['configurable']['thread_id']!r} is waiting for plan "
-                "approval: call agent.approve(thread_id[, plan=...]) or agent.reject(thread_id)"
-            )
-        if approve is not None:
-            raise GraphError("this thread is not waiting for plan approval")
-        if not snapshot.next:
-            if checked is not None:
-                raise GraphError("this thread has finished; start a new run to use another plan")
-            return _FINISHED
-        if checked is not None:
-            if values.get("results") or not set(snapshot.next) <= {"plan", "preflight"}:
-                raise GraphError(
-                    "cannot replace the plan of a thread that already dispatched subtasks; "
-                    "resume it as it is or start a new run"
-                )
-            # The run stopped before dispatch (e.g. an unroutable subtask): write the new
-            # plan as if the planner had made it, so preflight checks it again.
-            await graph.aupdate_state(
-                config,
-                {"plan": checked, "planner": "edited", "plan_notes": ["plan replaced on resume"]},
-                as_node="plan",
-            )
-        return None
 
     # --- reading threads ----------------------------------------------------------------
 
@@ -506,10 +455,8 @@ class Agent:
             raise missing
         async with self.compiled() as graph:
             config = self._config(thread_id, stream_tokens=False)
-            if not await self._exists(graph, config):
-                raise UnknownThreadError(
-                    thread_id, await self._thread_ids(graph), where=self._where()
-                )
+            if not await thread_exists(graph, config):
+                raise UnknownThreadError(thread_id, await thread_ids(graph), where=self._where())
             return await self._result(graph, config, thread_id)
 
     async def threads(self) -> list[str]:
@@ -517,20 +464,7 @@ class Agent:
         if self.checkpoint_path is not None and not self.checkpoint_path.exists():
             return []
         async with self.compiled() as graph:
-            return await self._thread_ids(graph)
-
-    @staticmethod
-    async def _thread_ids(graph: Any, limit: int = 2000) -> list[str]:
-        saver = graph.checkpointer
-        seen: dict[str, None] = {}
-        try:
-            async for item in saver.alist(None, limit=limit):
-                tid = item.config.get("configurable", {}).get("thread_id")
-                if tid is not None:
-                    seen.setdefault(str(tid), None)
-        except (NotImplementedError, AttributeError, TypeError):
-            return []
-        return list(seen)
+            return await thread_ids(graph)
 
     # --- driving ------------------------------------------------------------------------
 
@@ -559,7 +493,7 @@ class Agent:
     async def _result(self, graph: Any, config: dict[str, Any], thread_id: str) -> RunResult:
         snapshot = await graph.aget_state(config)
         values = snapshot.values or {}
-        status = _status(values, snapshot)
+        status = run_status(values, snapshot)
         run_id = values.get("run_id") or thread_id
         ledger = self.stack.ledger
         attempts: list[Attempt] = []
@@ -633,23 +567,3 @@ class Agent:
     areject = deprecated_alias("areject")
     aresult = deprecated_alias("aresult")
     athreads = deprecated_alias("athreads")
-
-
-_FINISHED = object()
-
-
-def _status(values: Mapping[str, Any], snapshot: Any) -> RunStatus:
-    if values.get("approval") == "rejected":
-        return "rejected"
-    if snapshot.interrupts or "approve" in (snapshot.next or ()):
-        return "awaiting_approval"
-    if snapshot.next or values.get("final") is None:
-        return "incomplete"
-    records = values.get("results") or {}
-    plan_ids = [s.get("id") for s in values.get("plan") or []]
-    states = [records.get(i, {}).get("status") for i in plan_ids]
-    if states and all(s == "done" for s in states):
-        return "completed"
-    if any(s == "done" for s in states):
-        return "partial"
-    return "failed"
