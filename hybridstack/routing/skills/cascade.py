@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TypeAlias
 
 from .classifier import _DEFAULT, Classification, SkillClassifier, SkillGuess, _clip
+from .vocabulary import SKILLS
 
 __all__ = ["Ask", "CascadeStats", "LLMSkillClassifier"]
 
@@ -35,7 +36,7 @@ Request:
 {text}
 >>>"""
 
-_LABEL_RE = re.compile(r"\b(code|multilingual|reasoning|general)\b", re.IGNORECASE)
+_LABEL_RE = re.compile(rf"\b({'|'.join(SKILLS)})\b", re.IGNORECASE)
 _log = logging.getLogger("hybridstack.classifier")
 
 Ask: TypeAlias = Callable[[str], Awaitable[str]]
