@@ -49,6 +49,7 @@ from hybridstack.graph.planner import Planner
 from hybridstack.graph.ports import AgentStack
 from hybridstack.graph.preflight import check_routes, effective_data_classes
 from hybridstack.graph.result import RunResult, build_result
+from hybridstack.graph.state import AgentState
 from hybridstack.graph.subtasks import (
     CheckpointUnavailableError,
     EmptyTaskError,
@@ -139,7 +140,7 @@ class Agent:
         self.recursion_limit = recursion_limit
         # Failed subtasks' exception groups from runs in this process (by run id).
         self._errors: dict[str, dict[str, BaseException]] = {}
-        self.builder: StateGraph = build_agent_graph(
+        self.builder: StateGraph[AgentState] = build_agent_graph(
             stack,
             planner=planner,
             review=review,

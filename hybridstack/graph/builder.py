@@ -49,7 +49,7 @@ def build_agent_graph(
     stream_tokens: bool | None = None,
     synthesize_single: bool = False,
     error_sink: MutableMapping[str, dict[str, BaseException]] | None = None,
-) -> StateGraph:
+) -> StateGraph[AgentState]:
     """The agent graph as an *uncompiled* ``StateGraph`` (compile it with a checkpointer).
 
     Args:
@@ -82,7 +82,7 @@ def build_agent_graph(
         synthesize_single=synthesize_single,
         error_sink=error_sink,
     )
-    builder: StateGraph = StateGraph(AgentState)
+    builder: StateGraph[AgentState] = StateGraph(AgentState)
     builder.add_node("plan", nodes.plan)
     builder.add_node("preflight", nodes.preflight)
     dispatch_targets: tuple[str, ...] = (

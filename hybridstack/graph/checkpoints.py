@@ -168,7 +168,7 @@ class _TranslatingSqliteSaver(AsyncSqliteSaver):
     adelete_thread = _translated(AsyncSqliteSaver.adelete_thread)
     aget_delta_channel_history = _translated(AsyncSqliteSaver.aget_delta_channel_history)
 
-    async def alist(self, config: Any, **kwargs: Any) -> AsyncIterator[Any]:  # type: ignore[override]
+    async def alist(self, config: Any, **kwargs: Any) -> AsyncIterator[Any]:
         # AsyncSqliteSaver.alist is an async generator: close it, whatever happens here.
         items = cast(AsyncGenerator[Any, None], super().alist(config, **kwargs))
         try:

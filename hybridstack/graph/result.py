@@ -463,9 +463,9 @@ def _as_dict(value: Any) -> dict[str, Any]:
     if isinstance(value, Mapping):
         return dict(value)
     if hasattr(value, "model_dump"):
-        return value.model_dump()
+        return dict(value.model_dump())
     if hasattr(value, "_asdict"):
-        return value._asdict()
+        return dict(value._asdict())
     return dict(vars(value))
 
 

@@ -311,7 +311,9 @@ class TaskPlan(BaseModel):
     # --- construction -----------------------------------------------------------------
 
     @classmethod
-    def parse(cls, value: TaskPlan | Iterable[Subtask | Mapping[str, Any]] | Mapping[str, Any]):
+    def parse(
+        cls, value: TaskPlan | Iterable[Subtask | Mapping[str, Any]] | Mapping[str, Any]
+    ) -> TaskPlan:
         """A plan from the shapes people pass, or :class:`PlanValidationError`.
 
         Accepts a ``TaskPlan``, a list of ``Subtask``/dicts, or ``{"subtasks": [...]}``.
