@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # runnable without installing the package
     sys.path.insert(0, str(ROOT))
 
-from hybridstack.graph.classifier import SKILLS, classify, detect_language  # noqa: E402
+from hybridstack.routing.skills import SKILLS, classify, detect_language  # noqa: E402
 
 DATA = ROOT / "tests" / "data"
 

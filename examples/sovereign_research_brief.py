@@ -84,7 +84,7 @@ async def run(offline: bool) -> int:
             stack.emulator.set_outage(eu)
             print(f"simulated: all {len(eu)} EU deployments are down (503)")
         agent = Agent(stack, checkpointer="memory")
-        result = await agent.arun(TASK, plan=PLAN)
+        result = await agent.run(TASK, plan=PLAN)
 
     print(f"run {result.run_id}: {result.status}; " + "; ".join(result.plan_notes))
     subtask_of = {s.call_id: s.id for s in result.subtasks}  # the rest is the synthesis

@@ -86,9 +86,9 @@ _EXPORTS: dict[str, str] = {
     "RunResult": "hybridstack.graph",
     "Subtask": "hybridstack.graph",
     "build_agent_graph": "hybridstack.graph",
-    "classify_skill": "hybridstack.graph.classifier",
-    "LLMSkillClassifier": "hybridstack.graph.classifier",
-    "SkillGuess": "hybridstack.graph.classifier",
+    "classify_skill": "hybridstack.routing.skills.classifier",
+    "LLMSkillClassifier": "hybridstack.routing.skills.cascade",
+    "SkillGuess": "hybridstack.routing.skills.classifier",
 }
 
 _SUBMODULES = {
@@ -147,7 +147,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         UnknownModelError,
     )
     from hybridstack.graph import Agent, HybridChatModel, RunResult, Subtask, build_agent_graph
-    from hybridstack.graph.classifier import LLMSkillClassifier, SkillGuess, classify_skill
     from hybridstack.ledger import Ledger, MemoryLedger, SQLiteLedger
     from hybridstack.providers import Provider, create_provider
     from hybridstack.resilience import (
@@ -158,6 +157,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         RetrySettings,
     )
     from hybridstack.routing import DataClassRules, Plan, Policy, Router, SkillTable
+    from hybridstack.routing.skills.cascade import LLMSkillClassifier
+    from hybridstack.routing.skills.classifier import SkillGuess, classify_skill
     from hybridstack.stack import Stack
     from hybridstack.types import (
         Attempt,

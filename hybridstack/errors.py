@@ -519,14 +519,14 @@ class CheckpointUnavailableError(CheckpointError):
             if resumable is False:
                 message += (
                     f". Thread {thread_id!r} has no saved step, so there is nothing to resume: "
-                    f"start it again with agent.arun(task, thread_id={thread_id!r}) "
+                    f"start it again with agent.run(task, thread_id={thread_id!r}) "
                     f'(CLI: hybridstack run "TASK" --thread {thread_id} --checkpoints {path})'
                 )
             else:
                 message += (
                     f". Thread {thread_id!r} stopped at its last saved step (finished subtasks "
                     f"are kept and will not be sent again): once the store is usable, resume "
-                    f"it with agent.aresume({thread_id!r}) (CLI: {cli})"
+                    f"it with agent.resume({thread_id!r}) (CLI: {cli})"
                 )
         super().__init__(message, path=path, thread_id=thread_id)
 
@@ -555,7 +555,7 @@ class ThreadBusyError(GraphError):
             f"{holder.owner!r}) until {holder.expires_at.isoformat(timespec='seconds')}, "
             f"renewing it while that run goes on. Nothing was sent. Follow that run with "
             f"agent.aresult({thread_id!r}); if its process has died, resume the thread once "
-            f"the lease has run out: agent.aresume({thread_id!r})"
+            f"the lease has run out: agent.resume({thread_id!r})"
         )
 
 

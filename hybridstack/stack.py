@@ -101,7 +101,7 @@ _REQUEST_SHAPES = {
 }
 
 #: The module of the offline skill classifier used when a Stack is given none.
-_DEFAULT_CLASSIFIER = "hybridstack.graph.classifier"
+_DEFAULT_CLASSIFIER = "hybridstack.routing.skills.classifier"
 
 
 def _check_constraint_names(
@@ -325,7 +325,7 @@ class Stack:
         classifier = self.skill_classifier
         text = _classified_text(request)
         if classifier is None:
-            from hybridstack.graph.classifier import classify_skill
+            from hybridstack.routing.skills.classifier import classify_skill
 
             return classify_skill(text)
         if self._classifier_is_async:
@@ -376,6 +376,15 @@ class Stack:
             messages, skill, data_class, model, policy, constraints, stream, request_fields
         )
         return plan
+
+    def allowed_jurisdictions(self, data_class: str) -> frozenset[str] | None:
+        """Where data of ``data_class`` may go (None: anywhere); an unknown class raises
+        :class:`~hybridstack.routing.UnknownDataClassError`."""
+        return self.router.data_classes.allowed(data_class)
+
+    def known_skills(self) -> tuple[str, ...]:
+        """The skills a call or a plan may name: the skill table's, then the catalog's."""
+        return self.router.skill_table.known_skills(self.catalog)
 
     def _prepare(
         self,

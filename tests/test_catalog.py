@@ -13,9 +13,10 @@ from pydantic import SecretStr
 from hybridstack.catalog import Catalog, Deployment, Family, Price
 from hybridstack.catalog.refs import RetiredName
 from hybridstack.errors import CatalogError, ConfigurationError, UnknownModelError
+from hybridstack.routing.skills import SKILLS
 
 DATA = Path(__file__).parent / "data" / "catalogs"
-SKILLS = ("code", "multilingual", "reasoning", "general")
+
 JURISDICTIONS = ("CN", "SG", "US", "EU", "LOCAL")
 
 

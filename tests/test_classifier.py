@@ -1,4 +1,4 @@
-"""Tests for the deterministic skill classifier (hybridstack.graph.classifier).
+"""Tests for the deterministic skill classifier (hybridstack.routing.skills).
 
 Accuracy floors sit a little below the measured figures, so a regression in the rules
 fails here. The figure that counts is the frozen holdout of the skill evaluation set
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from hybridstack.graph.classifier import (
+from hybridstack.routing.skills import (
     SKILLS,
     Classification,
     LLMSkillClassifier,
@@ -441,7 +441,8 @@ async def test_llm_uses_given_base_classifier() -> None:
 
 def test_cue_needles_are_sound() -> None:
     """Each cue's regex only runs when a needle occurs; a match without one is a bug."""
-    import hybridstack.graph.classifier as c
+    from hybridstack.routing.skills import _code_cues as code
+    from hybridstack.routing.skills import _prose_cues as prose
 
     samples = [r["text"] for r in MAIN + HOLDOUT] + [
         "x = [a for a in b]",
@@ -451,13 +452,13 @@ def test_cue_needles_are_sound() -> None:
         "see /etc/nginx/nginx.conf and ./build/out.log",
         "Error: EADDRINUSE address already in use :::3000",
     ]
-    cased = (*c._HARD_CODE_CUES, *c._SOFT_CODE_CUES)
-    lowered = (*c._HARD_CODE_CUES_LC, *c._REASONING_CUES, *c._GENERAL_CUES)
+    cased = (*code._HARD_CODE_CUES, *code._SOFT_CODE_CUES)
+    lowered = (*code._HARD_CODE_CUES_LC, *prose._REASONING_CUES, *prose._GENERAL_CUES)
     for text in samples:
         for cues, subject in ((cased, text), (lowered, text.lower())):
             for cue in cues:
                 if cue.needles and cue.pattern.search(subject):
                     assert any(n in subject for n in cue.needles), (cue.reason, subject)
         low = text.lower()
-        for gated in (c._CODE_ASK_RE, c._FOREIGN_CODE_LATIN_RE, c._FOREIGN_INTENT_LATIN_RE):
+        for gated in (code._CODE_ASK_RE, code._FOREIGN_CODE_LATIN_RE, code._FOREIGN_INTENT_LATIN_RE):
             assert bool(gated.pattern.search(low)) == bool(gated.search(low))

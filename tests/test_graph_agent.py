@@ -61,12 +61,12 @@ def _agent(stack: Any, **kwargs: Any) -> Agent:
 
 
 async def _events(agent: Agent, task: str, **kwargs: Any) -> list[Any]:
-    return [e async for e in agent.astream(task, **kwargs)]
+    return [e async for e in agent.stream(task, **kwargs)]
 
 
 async def test_waves_run_in_parallel_and_dependants_get_their_inputs() -> None:
     stack = FakeStack(replies={"Explain the format": "EXPLANATION-TEXT"}, delay_s=0.05)
-    result = await _agent(stack).arun("Build a date parser", plan=PLAN, thread_id="t-waves")
+    result = await _agent(stack).run("Build a date parser", plan=PLAN, thread_id="t-waves")
     assert result.status == "completed"
     assert [s.status for s in result.subtasks] == ["done"] * 4
     worker_calls = [c for c in stack.calls if (c.get("metadata") or {}).get("stage") == "work"]
@@ -91,11 +91,11 @@ async def test_concurrency_limit_holds_across_a_wide_wave() -> None:
     plan = [{"id": f"p{i}", "instruction": f"item {i}"} for i in range(6)]
     stack = FakeStack(delay_s=0.05)
     agent = _agent(stack, max_concurrency=2)
-    result = await agent.arun("many things", plan=plan)
+    result = await agent.run("many things", plan=plan)
     assert result.status == "completed"
     assert stack.max_in_flight == 2
     stack.max_in_flight = 0
-    await agent.arun("many things", plan=plan, max_concurrency=3)  # per-run override
+    await agent.run("many things", plan=plan, max_concurrency=3)  # per-run override
     assert stack.max_in_flight == 3
 
 
@@ -120,7 +120,7 @@ async def test_failed_subtask_is_summarised_and_its_dependants_skipped() -> None
     assert "subtask_failed" in kinds
     assert "subtask_skipped" in kinds
     # The failure summary survives the checkpoint round trip as plain data.
-    again = await agent.aresult(result.thread_id)
+    again = await agent.result(result.thread_id)
     assert again.subtask("s2").error.attempts[1].message == "region blocked"
     # In this process the exception group itself is at hand, and chained on raise.
     assert isinstance(result.exception("s2"), AllAttemptsFailedError)
@@ -132,7 +132,7 @@ async def test_failed_subtask_is_summarised_and_its_dependants_skipped() -> None
 
 async def test_all_subtasks_failing_gives_a_failed_run_without_synthesis() -> None:
     stack = FakeStack(replies={"only": all_failed()})
-    result = await _agent(stack).arun("x", plan=[{"id": "a", "instruction": "only this"}])
+    result = await _agent(stack).run("x", plan=[{"id": "a", "instruction": "only this"}])
     assert result.status == "failed"
     assert result.final_answer == ""
     assert not [c for c in stack.calls if (c.get("metadata") or {}).get("stage") == "synthesize"]
@@ -140,7 +140,7 @@ async def test_all_subtasks_failing_gives_a_failed_run_without_synthesis() -> No
 
 async def test_synthesis_failure_keeps_the_work() -> None:
     stack = FakeStack(scripted={"synthesize": [all_failed()]})
-    result = await _agent(stack).arun("x", plan=PLAN[:2])
+    result = await _agent(stack).run("x", plan=PLAN[:2])
     assert result.status == "completed"
     assert "## s1: Write the parser" in result.final_answer
     assert any(c.stage == "synthesize" and not c.ok for c in result.calls)
@@ -192,7 +192,7 @@ async def test_data_classes_are_inherited_and_carried_along_edges() -> None:
         {"id": "b", "instruction": "Write a haiku"},
         {"id": "c", "instruction": "Turn the summary into a letter", "depends_on": ["a"]},
     ]
-    result = await _agent(stack).arun("x", plan=plan, data_class="internal")
+    result = await _agent(stack).run("x", plan=plan, data_class="internal")
     by_id = {s.id: s for s in result.subtasks}
     assert by_id["b"].data_class == "internal"
     assert by_id["a"].data_class == "personal"
@@ -207,7 +207,7 @@ async def test_unroutable_subtask_fails_before_anything_is_sent() -> None:
     stack = FakeStack(unroutable={("code", "regulated")})
     agent = _agent(stack)
     with pytest.raises(UnroutableSubtaskError) as info:
-        await agent.arun("x", plan=PLAN, data_class="regulated", thread_id="t-unroutable")
+        await agent.run("x", plan=PLAN, data_class="regulated", thread_id="t-unroutable")
     error = info.value
     assert (error.subtask_id, error.skill, error.data_class) == ("s1", "code", "regulated")
     assert "'s1'" in str(error)
@@ -218,7 +218,7 @@ async def test_unroutable_subtask_fails_before_anything_is_sent() -> None:
     assert stack.calls == []
     # Nothing was checkpointed for the refused run.
     with pytest.raises(UnknownThreadError):
-        await agent.aresult("t-unroutable")
+        await agent.result("t-unroutable")
 
 
 async def test_unroutable_planned_subtask_keeps_the_checkpoint_and_accepts_a_new_plan() -> None:
@@ -227,13 +227,13 @@ async def test_unroutable_planned_subtask_keeps_the_checkpoint_and_accepts_a_new
     stack = FakeStack(unroutable={("code", "personal")})
     agent = _agent(stack)
     with pytest.raises(UnroutableSubtaskError, match="'s1'"):
-        await agent.arun(
+        await agent.run(
             "Write a Python function to parse dates", thread_id="t-pre", data_class="personal"
         )
-    paused = await agent.aresult("t-pre")
+    paused = await agent.result("t-pre")
     assert paused.status == "incomplete"
     assert paused.plan[0].skill == "code"
-    result = await agent.aresume(
+    result = await agent.resume(
         "t-pre", plan=[{"id": "n1", "instruction": "Describe it", "skill": "general"}]
     )
     assert result.status == "completed"
@@ -243,9 +243,9 @@ async def test_unroutable_planned_subtask_keeps_the_checkpoint_and_accepts_a_new
 async def test_bad_input_errors() -> None:
     agent = _agent(FakeStack())
     with pytest.raises(EmptyTaskError):
-        await agent.arun("  ")
+        await agent.run("  ")
     with pytest.raises(PlanValidationError, match=r"dependency cycle: (a -> b -> a|b -> a -> b)"):
-        await agent.arun(
+        await agent.run(
             "x",
             plan=[
                 {"id": "a", "instruction": "1", "depends_on": ["b"]},
@@ -253,15 +253,15 @@ async def test_bad_input_errors() -> None:
             ],
         )
     with pytest.raises(PlanValidationError, match=r"unknown id.*'nope'"):
-        await agent.arun("x", plan=[{"id": "a", "instruction": "1", "depends_on": ["nope"]}])
+        await agent.run("x", plan=[{"id": "a", "instruction": "1", "depends_on": ["nope"]}])
     with pytest.raises(UnknownThreadError, match="no checkpoint for thread 'ghost'"):
-        await agent.aresume("ghost")
-    done = await agent.arun("x", plan=PLAN[:1], thread_id="t-used")
+        await agent.resume("ghost")
+    done = await agent.run("x", plan=PLAN[:1], thread_id="t-used")
     with pytest.raises(GraphError, match="already has a run"):
-        await agent.arun("y", thread_id="t-used")
+        await agent.run("y", thread_id="t-used")
     # A finished thread resumes to its result without calling anything.
     calls = len(agent.stack.calls)
-    again = await agent.aresume("t-used")
+    again = await agent.resume("t-used")
     assert again.final_answer == done.final_answer
     assert len(agent.stack.calls) == calls
 
@@ -276,14 +276,14 @@ async def test_approval_pause_then_edit_then_run() -> None:
     assert stack.calls == []
     # An invalid edit is refused and loses nothing: the thread is still paused.
     with pytest.raises(PlanValidationError):
-        await agent.aapprove(
+        await agent.approve(
             "t-approve", plan=[{"id": "x", "instruction": "1", "depends_on": ["x"]}]
         )
-    assert (await agent.aresult("t-approve")).status == "awaiting_approval"
+    assert (await agent.result("t-approve")).status == "awaiting_approval"
     with pytest.raises(GraphError, match="waiting for plan approval"):
-        await agent.aresume("t-approve")
+        await agent.resume("t-approve")
     edited = [{"id": "only", "instruction": "Write the parser", "skill": "code"}]
-    result = await agent.aapprove("t-approve", plan=edited)
+    result = await agent.approve("t-approve", plan=edited)
     assert result.status == "completed"
     assert result.approval == "edited"
     assert [s.id for s in result.subtasks] == ["only"]
@@ -293,8 +293,8 @@ async def test_approval_pause_then_edit_then_run() -> None:
 async def test_approval_reject_sends_nothing() -> None:
     stack = FakeStack()
     agent = _agent(stack, require_approval=True)
-    await agent.arun("x", plan=PLAN, thread_id="t-reject")
-    result = await agent.areject("t-reject", reason="too expensive")
+    await agent.run("x", plan=PLAN, thread_id="t-reject")
+    result = await agent.reject("t-reject", reason="too expensive")
     assert result.status == "rejected"
     assert stack.calls == []
     assert "too expensive" in " ".join(result.plan_notes)
@@ -330,21 +330,21 @@ async def test_builder_is_extensible_and_drawable() -> None:
 
 async def test_synthesis_answers_in_the_language_of_the_task() -> None:
     stack = FakeStack()
-    await _agent(stack).arun(
+    await _agent(stack).run(
         "Schreibe eine kurze Notiz und übersetze sie danach bitte.", plan=PLAN[:2]
     )
     synth = next(c for c in stack.calls if (c.get("metadata") or {}).get("stage") == "synthesize")
     assert synth["skill"] == "multilingual"
     assert "Answer in German" in synth["messages"][0].text
     stack = FakeStack()
-    await _agent(stack).arun("Write a note and a summary.", plan=PLAN[:2])
+    await _agent(stack).run("Write a note and a summary.", plan=PLAN[:2])
     synth = next(c for c in stack.calls if (c.get("metadata") or {}).get("stage") == "synthesize")
     assert synth["skill"] == "general"
 
 
 async def test_single_subtask_plan_skips_synthesis() -> None:
     stack = FakeStack(replies={"Explain": "THE ANSWER"})
-    result = await _agent(stack).arun("Explain the format", plan=[PLAN[1]])
+    result = await _agent(stack).run("Explain the format", plan=[PLAN[1]])
     assert result.final_answer == "THE ANSWER"
     assert len(stack.calls) == 1
 
@@ -356,7 +356,7 @@ async def test_code_review_revises_broken_python_on_another_family() -> None:
         replies={"Write the parser": broken},
         scripted={"review": ['{"approved": true, "issues": []}'], "revise": [fixed]},
     )
-    result = await _agent(stack, review=True).arun("x", plan=PLAN[:1])
+    result = await _agent(stack, review=True).run("x", plan=PLAN[:1])
     s1 = result.subtask("s1")
     review = s1.review
     assert review is not None
@@ -377,7 +377,7 @@ async def test_clean_code_passes_review_without_revision() -> None:
         replies={"Write the parser": "```python\nx = 1\n```"},
         scripted={"review": ['{"approved": true, "issues": []}']},
     )
-    result = await _agent(stack, review=True).arun("x", plan=PLAN[:1])
+    result = await _agent(stack, review=True).run("x", plan=PLAN[:1])
     review = result.subtask("s1").review
     assert review is not None
     assert review.approved
@@ -387,19 +387,19 @@ async def test_clean_code_passes_review_without_revision() -> None:
 def test_sync_run_and_sqlite_checkpoints(tmp_path: Path) -> None:
     db = tmp_path / "runs.sqlite"
     agent = Agent(FakeStack(), planner="heuristic", checkpoint_path=db)
-    result = agent.run("Write a haiku. Then translate it into French.", thread_id="sync-1")
+    result = agent.run_sync("Write a haiku. Then translate it into French.", thread_id="sync-1")
     assert result.status == "completed"
     assert len(result.subtasks) == 2
     assert db.exists()
     # Another Agent (as another process would) reads the same thread back.
-    again = Agent(FakeStack(), planner="heuristic", checkpoint_path=db).result("sync-1")
+    again = Agent(FakeStack(), planner="heuristic", checkpoint_path=db).result_sync("sync-1")
     assert again.final_answer == result.final_answer
-    assert "sync-1" in asyncio.run(agent.athreads())
+    assert "sync-1" in asyncio.run(agent.threads())
 
 
 def test_result_renders_markdown_and_html() -> None:
     stack = FakeStack(failover={"Write the parser"}, replies={"Explain the format": all_failed()})
-    result = Agent(stack, planner="heuristic", checkpointer="memory").run("x <b>", plan=PLAN)
+    result = Agent(stack, planner="heuristic", checkpointer="memory").run_sync("x <b>", plan=PLAN)
     markdown = result.to_markdown(include_graph=True)
     assert "| s1 | code | done | qwen3-coder-plus@sg | SG | 2 |" in markdown
     assert "(fail-over)" in markdown
@@ -418,8 +418,8 @@ def test_result_renders_markdown_and_html() -> None:
 
 def test_import_hybridstack_does_not_import_langgraph() -> None:
     code = (
-        "import sys, hybridstack, hybridstack.graph, hybridstack.graph.classifier;"
-        "hybridstack.graph.classifier.classify_skill('hi');"
+        "import sys, hybridstack, hybridstack.graph, hybridstack.routing.skills.classifier;"
+        "hybridstack.routing.skills.classifier.classify_skill('hi');"
         "assert 'langgraph' not in sys.modules and 'langchain_core' not in sys.modules, 'eager';"
         "from hybridstack.graph import Agent;"
         "assert 'langgraph' in sys.modules"

@@ -187,10 +187,10 @@ async def _resume(urls: dict[str, str], db: Path, leases: Any) -> Any:
     try:
         agent = Agent(stack, checkpoint_path=db, leases=leases)
         # What the killed process left behind: two subtasks done, the rest pending.
-        before = await agent.aresult(THREAD)
+        before = await agent.result(THREAD)
         assert before.status == "incomplete"
         assert [s.status for s in before.subtasks] == ["done", "done", "pending", "pending"]
-        return await agent.aresume(THREAD)
+        return await agent.resume(THREAD)
     finally:
         await stack.aclose()
 
@@ -325,7 +325,7 @@ async def test_hundred_concurrent_runs_on_the_default_sqlite_checkpointer(tmp_pa
 
         async def one(thread_id: str) -> Any:
             final = None
-            async for event in agent.astream(CONCURRENT_TASK, thread_id=thread_id):
+            async for event in agent.stream(CONCURRENT_TASK, thread_id=thread_id):
                 final = event
             assert final is not None
             return final.result
@@ -340,8 +340,8 @@ async def test_hundred_concurrent_runs_on_the_default_sqlite_checkpointer(tmp_pa
         assert [o.status for o in outcomes] == ["completed"] * 100
         # Another agent (its own connection) reads every thread back from the file.
         reader = Agent(stack, checkpoint_path=db)
-        assert sorted(await reader.athreads()) == threads
-        again = await asyncio.gather(*(reader.aresult(t) for t in threads))
+        assert sorted(await reader.threads()) == threads
+        again = await asyncio.gather(*(reader.result(t) for t in threads))
         assert {r.status for r in again} == {"completed"}
 
 
@@ -364,7 +364,7 @@ async def test_a_store_locked_past_the_busy_timeout_stops_the_run_resumably(
     blocker = sqlite3.connect(db, timeout=10, isolation_level=None)
 
     async def run_until_locked() -> None:
-        async for event in agent.astream("Parser work", plan=TWO_STEP_PLAN, thread_id="lk"):
+        async for event in agent.stream("Parser work", plan=TWO_STEP_PLAN, thread_id="lk"):
             if event.type == "subtask_started" and event.subtask_id == "s2":
                 # s1's result is saved by now. Another process takes the write lock and
                 # keeps it past the timeout, so s2's result cannot be saved.
@@ -383,14 +383,14 @@ async def test_a_store_locked_past_the_busy_timeout_stops_the_run_resumably(
     assert error.resumable is True
     text = str(error)
     assert "locked for more than 0.2 s" in text
-    assert "agent.aresume('lk')" in text
+    assert "agent.resume('lk')" in text
     assert f"hybridstack run --thread lk --checkpoints {db}" in text
     assert isinstance(error.__cause__, CheckpointUnavailableError)
     assert isinstance(error.__cause__.__cause__, sqlite3.OperationalError)
 
     # The lock is gone: the same process resumes at once (its abandoned lease is
     # reclaimed); s1, saved before the failure, is not sent again, s2 (unsaved) is.
-    result = await agent.aresume("lk")
+    result = await agent.resume("lk")
     assert result.status == "completed"
     sent = [(c.get("metadata") or {}).get("subtask") for c in stack.calls]
     assert sent.count("s1") == 1
@@ -403,21 +403,21 @@ async def test_a_run_whose_first_checkpoint_fails_says_to_start_again(tmp_path: 
 
     db = tmp_path / "checkpoints.sqlite"
     agent = Agent(FakeStack(), planner="heuristic", checkpoint_path=db, checkpoint_busy_timeout=0.2)
-    await agent.athreads()  # nothing yet, and no file made for it
+    await agent.threads()  # nothing yet, and no file made for it
     assert not db.exists()
-    await agent.arun("Warm-up", plan=TWO_STEP_PLAN[:1], thread_id="first")
+    await agent.run("Warm-up", plan=TWO_STEP_PLAN[:1], thread_id="first")
     blocker = sqlite3.connect(db, timeout=10, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")
     try:
         with pytest.raises(CheckpointUnavailableError) as info:
-            await agent.arun("Parser work", plan=TWO_STEP_PLAN, thread_id="never-saved")
+            await agent.run("Parser work", plan=TWO_STEP_PLAN, thread_id="never-saved")
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
     assert info.value.resumable is False
-    assert "agent.arun(task, thread_id='never-saved')" in str(info.value)
+    assert "agent.run(task, thread_id='never-saved')" in str(info.value)
     # As it says: the thread is started again, from nothing.
-    result = await agent.arun("Parser work", plan=TWO_STEP_PLAN, thread_id="never-saved")
+    result = await agent.run("Parser work", plan=TWO_STEP_PLAN, thread_id="never-saved")
     assert result.status == "completed"
 
 
@@ -451,7 +451,7 @@ async def test_a_path_that_cannot_hold_checkpoints_is_a_clear_error(
     stack = FakeStack()
     agent = Agent(stack, planner="heuristic", checkpoint_path=path)
     with pytest.raises(CheckpointStoreError, match=message) as info:
-        await agent.arun("Parser work", plan=TWO_STEP_PLAN)
+        await agent.run("Parser work", plan=TWO_STEP_PLAN)
     assert isinstance(info.value, ConfigurationError)
     assert str(path) in str(info.value)
     assert info.value.path == str(path)
@@ -468,16 +468,16 @@ async def test_resuming_an_unknown_thread_names_the_file_and_creates_nothing(
     missing = tmp_path / "typo.sqlite"
     agent = Agent(FakeStack(), planner="heuristic", checkpoint_path=missing)
     with pytest.raises(UnknownThreadError, match="which does not exist") as info:
-        await agent.aresume("ghost")
+        await agent.resume("ghost")
     assert str(missing) in str(info.value)
     with pytest.raises(UnknownThreadError):
-        await agent.aresult("ghost")
+        await agent.result("ghost")
     assert not missing.exists()
 
     db = tmp_path / "checkpoints.sqlite"
     agent = Agent(FakeStack(), planner="heuristic", checkpoint_path=db)
-    await agent.arun("Parser work", plan=TWO_STEP_PLAN, thread_id="real")
+    await agent.run("Parser work", plan=TWO_STEP_PLAN, thread_id="real")
     with pytest.raises(UnknownThreadError) as info:
-        await agent.aresume("ghost")
+        await agent.resume("ghost")
     assert f"no checkpoint for thread 'ghost' in {db}" in str(info.value)
     assert "known threads: 'real'" in str(info.value)

@@ -33,7 +33,7 @@ async def test_failover_shows_up_in_events_record_and_ledger() -> None:
         route = stack.route(instruction, skill="multilingual")
         down = [c.deployment.id for c in route.candidates[:2]]
         stack.emulator.set_faults(down, quota_exhausted=True)
-        events = [e async for e in _agent(stack).astream("Invoice help", plan=plan)]
+        events = [e async for e in _agent(stack).stream("Invoice help", plan=plan)]
 
     kinds = [e.type for e in events]
     failed = [e for e in events if e.type == "attempt_failed" and e.subtask_id == "t1"]
@@ -80,7 +80,7 @@ async def test_subtask_failing_everywhere_is_recorded_and_the_run_goes_on() -> N
             {"id": "b", "instruction": "Polish the translation", "depends_on": ["a"]},
             {"id": "c", "instruction": "Explain what a greeting is", "skill": "general"},
         ]
-        result = await _agent(stack).arun("Greetings", plan=plan)
+        result = await _agent(stack).run("Greetings", plan=plan)
 
     assert result.status == "partial"
     a = result.subtask("a")
@@ -107,19 +107,19 @@ async def test_unroutable_subtask_and_unknown_data_class_are_refused_up_front() 
             }
         ]
         with pytest.raises(UnroutableSubtaskError) as info:
-            await agent.arun("x", plan=plan, data_class="personal")
+            await agent.run("x", plan=plan, data_class="personal")
         assert info.value.subtask_id == "mt"
         assert info.value.data_class == "personal"
         assert "excluded" in str(info.value)  # the router's reasons come along
         with pytest.raises(ConfigurationError, match="unknown data class 'secretish'"):
-            await agent.arun("x", plan=plan, data_class="secretish")
+            await agent.run("x", plan=plan, data_class="secretish")
         assert stack.emulator.total() == 0  # nothing was sent anywhere
 
 
 async def test_llm_planner_falls_back_on_the_emulator_and_says_so() -> None:
     async with offline_stack(seed=5) as stack:
         agent = Agent(stack, checkpointer="memory")  # default planner: the LLM one
-        result = await agent.arun(
+        result = await agent.run(
             "Write a Python function that slugifies titles. Then translate the result "
             "summary into Spanish."
         )
@@ -142,7 +142,7 @@ async def test_code_review_catches_a_syntax_error_and_revises_elsewhere() -> Non
                 "instruction": "Write the slug function.\nEMULATOR_REPLY: ```python def slug(: ```",
             }
         ]
-        result = await _agent(stack, review=True).arun("Slugs", plan=plan)
+        result = await _agent(stack, review=True).run("Slugs", plan=plan)
 
     outcome = result.subtask("code")
     review = outcome.review

@@ -92,7 +92,7 @@ async def test_one_holder_at_a_time_and_the_refusal_names_it(make_store: StoreFa
     assert "'t1'" in text
     assert "'alpha'" in text
     assert first.expires_at.isoformat(timespec="seconds") in text
-    assert "agent.aresume('t1')" in text
+    assert "agent.resume('t1')" in text
     assert "Nothing was sent" in text
 
     # Other threads are independent; the holder itself may take it again.
@@ -275,10 +275,10 @@ async def test_two_resumes_of_one_thread_in_one_process_run_it_once(tmp_path: Pa
     agent = Agent(
         stack, planner="heuristic", require_approval=True, checkpoint_path=tmp_path / "c.sqlite"
     )
-    paused = await agent.arun("Parser work", plan=PLAN, thread_id="twice")
+    paused = await agent.run("Parser work", plan=PLAN, thread_id="twice")
     assert paused.status == "awaiting_approval"
     outcomes = await asyncio.gather(
-        agent.aapprove("twice"), agent.aapprove("twice"), return_exceptions=True
+        agent.approve("twice"), agent.approve("twice"), return_exceptions=True
     )
     done = [o for o in outcomes if not isinstance(o, BaseException)]
     refused = [o for o in outcomes if isinstance(o, ThreadBusyError)]
@@ -293,7 +293,7 @@ async def test_two_resumes_of_one_thread_in_one_process_run_it_once(tmp_path: Pa
     ]
     assert sorted(stages) == ["s1", "s2", "synthesize"]
     # The lease was released: the thread reads and resumes (to its result) at once.
-    assert (await agent.aresume("twice")).status == "completed"
+    assert (await agent.resume("twice")).status == "completed"
     assert len(stack.calls) == 3
 
 
@@ -318,7 +318,7 @@ async def test_a_run_whose_lease_was_taken_over_stops_sending() -> None:
     stack = _StealingStack(leases, clock)
     agent = Agent(stack, planner="heuristic", checkpointer="memory", leases=leases)
     with pytest.raises(LeaseLostError) as info:
-        await agent.arun("Parser work", plan=PLAN, thread_id="stolen")
+        await agent.run("Parser work", plan=PLAN, thread_id="stolen")
     assert info.value.thread_id == "stolen"
     assert info.value.holder.owner == "thief"
     sent = [(c.get("metadata") or {}).get("subtask") for c in stack.calls]

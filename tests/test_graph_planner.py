@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hybridstack.graph import EmptyTaskError, HeuristicPlanner, LLMPlanner, TaskPlan
-from hybridstack.graph.planner import resolve_planner
+from hybridstack.graph.builder import resolve_planner
 
 sys.path.insert(0, str(Path(__file__).parent))
 

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from hybridstack.errors import ConfigurationError
-from hybridstack.graph.classifier import (
+from hybridstack.routing.skills import (
     LLMSkillClassifier,
     SkillClassifier,
     SkillGuess,

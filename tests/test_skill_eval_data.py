@@ -16,6 +16,8 @@ from types import ModuleType
 
 import pytest
 
+from hybridstack.routing.skills import SKILLS
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data" / "skill_eval"
 DEV_PATH = DATA / "dev.jsonl"
@@ -23,7 +25,7 @@ HOLDOUT_PATH = DATA / "holdout.jsonl"
 #: sha256 of holdout.jsonl as split off before the classifier was tuned (never edit it).
 HOLDOUT_SHA256 = "ba4fbd9e2ebc096f39f355987d275e7bc6b3e319a10515983a5d40ed131b6f5a"
 
-SKILLS = ("code", "multilingual", "reasoning", "general")
+
 # Every language the issue names must be in the set.
 REQUIRED_LANGS = ("sw", "ha", "yo", "am", "hi", "bn", "ta", "th", "vi", "id", "tl", "ar", "fa")
 REQUIRED_LANGS += ("tr", "ru", "uk", "pl", "de", "fr", "es", "pt", "it", "ja", "ko", "zh", "en")

@@ -199,7 +199,7 @@ def cmd_route(args: argparse.Namespace) -> int:
     classification = None
     skill = args.skill
     if skill is None:
-        from hybridstack.graph.classifier import classify
+        from hybridstack.routing.skills.classifier import classify
 
         classification = classify(args.prompt)
         skill = classification.skill

@@ -78,7 +78,7 @@ async def run_demo(
                 )
             )
         view = AgentView(console if not as_json else Console(quiet=True), progress=progress)
-        result = await view.follow(agent.astream(DEMO_TASK, stream_tokens=False))
+        result = await view.follow(agent.stream(DEMO_TASK, stream_tokens=False))
     if as_json:
         summary = result_summary(result)
         summary["simulated"] = True

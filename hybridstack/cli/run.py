@@ -172,9 +172,9 @@ async def run_agent(args: Any, console: Console) -> int:
         agent = Agent(stack, require_approval=args.approve_plan, checkpoint_path=checkpoints)
         view = AgentView(quiet if args.json else console, progress=not args.no_progress)
         if args.task:
-            events = agent.astream(args.task, data_class=args.data_class, thread_id=args.thread)
+            events = agent.stream(args.task, data_class=args.data_class, thread_id=args.thread)
         else:
-            events = agent.astream_resume(args.thread)
+            events = agent.stream_resume(args.thread)
         result = await view.follow(events)
         if result is not None and result.status == "awaiting_approval":
             # With --json, stdout is the JSON document: ask on stderr.
@@ -182,7 +182,7 @@ async def run_agent(args: Any, console: Console) -> int:
             approved = _ask_approval(asker, result.thread_id)
             if not approved:
                 asker.print("plan rejected: no subtask was dispatched", markup=False)
-            result = await view.follow(agent.astream_resume(result.thread_id, approve=approved))
+            result = await view.follow(agent.stream_resume(result.thread_id, approve=approved))
     if result is None:
         console.print("the run produced no result")
         return 1

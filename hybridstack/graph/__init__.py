@@ -1,7 +1,7 @@
 """hybridstack.graph: the LangGraph agent — plan, dispatch subtasks, synthesise, durably.
 
-Names load lazily, so importing a light submodule (``hybridstack.graph.classifier``,
-which the stack uses to pick skills) never imports LangGraph or LangChain::
+Names load lazily, so ``import hybridstack.graph`` (or a light submodule such as
+``hybridstack.graph.ports``) never imports LangGraph or LangChain until a name is used::
 
     from hybridstack.graph import Agent, build_agent_graph, HybridChatModel
 """
@@ -25,8 +25,8 @@ _EXPORTS: dict[str, str] = {
     "TaskPlan": "hybridstack.graph.subtasks",
     "Planner": "hybridstack.graph.planner",
     "PlanResult": "hybridstack.graph.planner",
-    "HeuristicPlanner": "hybridstack.graph.planner",
-    "LLMPlanner": "hybridstack.graph.planner",
+    "HeuristicPlanner": "hybridstack.graph.heuristic_planner",
+    "LLMPlanner": "hybridstack.graph.llm_planner",
     # results and events
     "RunResult": "hybridstack.graph.result",
     "SubtaskOutcome": "hybridstack.graph.result",
@@ -73,9 +73,6 @@ _EXPORTS: dict[str, str] = {
     "SQLiteThreadLeases": "hybridstack.graph.leases",
     # LangChain interop
     "HybridChatModel": "hybridstack.graph.langchain",
-    # the classifier (another engineer's module, re-exported for convenience)
-    "classify": "hybridstack.graph.classifier",
-    "classify_skill": "hybridstack.graph.classifier",
 }
 
 __all__ = [
@@ -133,8 +130,6 @@ __all__ = [
     "UnknownThreadError",
     "UnroutableSubtaskError",
     "build_agent_graph",
-    "classify",
-    "classify_skill",
 ]
 
 
@@ -154,7 +149,6 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from hybridstack.graph.agent import DEFAULT_CHECKPOINT_PATH, Agent
     from hybridstack.graph.builder import build_agent_graph
-    from hybridstack.graph.classifier import classify, classify_skill
     from hybridstack.graph.events import (
         AGENT_EVENT_ADAPTER,
         AgentEvent,
@@ -178,6 +172,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         SubtaskStarted,
         TokenDelta,
     )
+    from hybridstack.graph.heuristic_planner import HeuristicPlanner
     from hybridstack.graph.langchain import HybridChatModel
     from hybridstack.graph.leases import (
         HeldLease,
@@ -186,7 +181,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         ThreadLease,
         ThreadLeases,
     )
-    from hybridstack.graph.planner import HeuristicPlanner, LLMPlanner, Planner, PlanResult
+    from hybridstack.graph.llm_planner import LLMPlanner
+    from hybridstack.graph.planner import Planner, PlanResult
     from hybridstack.graph.result import RunFailedError, RunResult, RunTotals, SubtaskOutcome
     from hybridstack.graph.state import AgentState, ErrorSummary, SubtaskRecord
     from hybridstack.graph.subtasks import (

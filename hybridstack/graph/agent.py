@@ -3,23 +3,14 @@
 ``Agent(stack)`` is the one object most users touch::
 
     agent = Agent(stack, checkpoint_path="runs.sqlite")
-    result = await agent.arun("Write a parser, then translate its docs to German")
-    async for event in agent.astream(task): ...            # typed events
-    result = await agent.aresume(thread_id)                 # after a crash
-    result = await agent.aapprove(thread_id, plan=edited)   # with require_approval=True
+    result = await agent.run("Write a parser, then translate its docs to German")
+    async for event in agent.stream(task): ...            # typed events
+    result = await agent.resume(thread_id)                 # after a crash
+    result = await agent.approve(thread_id, plan=edited)   # with require_approval=True
 
-Durability: every run has a thread id. The graph is compiled with a checkpointer
-(SQLite at ``~/.hybridstack/checkpoints.sqlite`` unless told otherwise; any LangGraph
-saver is accepted) and runs with ``durability="sync"``: each worker's result is
-written to the checkpoint as that worker finishes. Resuming a thread after the process
-died re-runs only the subtasks with no saved result; completed ones are never sent again.
-
-The default SQLite saver is shared by every run of the process on one event loop
-(:mod:`hybridstack.graph.checkpoints`: one connection, WAL, a busy timeout), so many
-concurrent runs, the blocking twins (``run``, ``resume`` …) and several processes can
-share a file. A run holds a lease on its thread (:mod:`hybridstack.graph.leases`), so a
-second run of the same thread, in this process or another, is refused with
-:class:`ThreadBusyError` instead of sending the same subtasks again.
+Every coroutine has a blocking ``*_sync`` twin (``run_sync``, ``stream_sync`` …), like
+``Stack.complete``/``complete_sync``. Durability (checkpoints, leases, resume) is
+described in docs/agent.md ("Durable runs and resume").
 """
 
 from __future__ import annotations
@@ -28,22 +19,16 @@ import contextlib
 import os
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from langgraph.graph import StateGraph
-from langgraph.types import Command
 
-from hybridstack._sync import iterate_sync, run_sync
-from hybridstack.errors import ConfigurationError
-from hybridstack.graph.builder import (
-    CONFIG_LEASE,
-    CONFIG_STREAM_TOKENS,
-    build_agent_graph,
-    check_routes,
-    effective_data_classes,
-)
+from hybridstack import _sync
+from hybridstack.errors import ConfigurationError, LedgerError
+from hybridstack.graph._agent_compat import deprecated_alias
+from hybridstack.graph.builder import build_agent_graph
 from hybridstack.graph.checkpoints import DEFAULT_BUSY_TIMEOUT_S, shared_sqlite_saver
 from hybridstack.graph.events import (
     AgentEvent,
@@ -59,25 +44,37 @@ from hybridstack.graph.leases import (
     SQLiteThreadLeases,
     ThreadLeases,
 )
+from hybridstack.graph.nodes import CONFIG_LEASE, CONFIG_STREAM_TOKENS
 from hybridstack.graph.planner import Planner
-from hybridstack.graph.result import RunResult, RunStatus, build_result
+from hybridstack.graph.ports import AgentStack
+from hybridstack.graph.preflight import check_routes, effective_data_classes
+from hybridstack.graph.result import RunResult, build_result
+from hybridstack.graph.state import AgentState
 from hybridstack.graph.subtasks import (
     CheckpointUnavailableError,
     EmptyTaskError,
     GraphError,
+    PlanInput,
     Subtask,
     TaskPlan,
     UnknownThreadError,
 )
+from hybridstack.graph.threads import (
+    FINISHED,
+    resume_command,
+    run_status,
+    thread_exists,
+    thread_ids,
+)
+from hybridstack.types import Attempt
 
-__all__ = ["DEFAULT_CHECKPOINT_PATH", "Agent", "PlanInput"]
+__all__ = ["DEFAULT_CHECKPOINT_PATH", "Agent"]
 
 #: Where runs are checkpointed unless ``checkpoint_path``/``checkpointer`` says otherwise.
 DEFAULT_CHECKPOINT_PATH = Path("~/.hybridstack/checkpoints.sqlite")
 #: Environment variable overriding :data:`DEFAULT_CHECKPOINT_PATH`.
 CHECKPOINT_ENV = "HYBRIDSTACK_CHECKPOINTS"
 
-PlanInput = TaskPlan | Sequence[Subtask | Mapping[str, Any]]
 Durability = Literal["sync", "async", "exit"]
 
 
@@ -88,7 +85,7 @@ class Agent:
         stack: the stack every model call goes through (routing, fail-over, ledger).
         planner: ``"llm"`` (default; heuristic fall-back), ``"heuristic"`` or a Planner.
         review: have a second family review code subtasks (one revision on failure).
-        require_approval: pause before dispatch until :meth:`aapprove`/:meth:`areject`.
+        require_approval: pause before dispatch until :meth:`approve`/:meth:`reject`.
         max_concurrency: stack calls in flight at once per run.
         checkpointer: any LangGraph checkpoint saver, or ``"memory"``; when given, the
             caller owns its lifecycle. Default: SQLite at ``checkpoint_path``.
@@ -111,7 +108,7 @@ class Agent:
 
     def __init__(
         self,
-        stack: Any,
+        stack: AgentStack,
         *,
         planner: Planner | str | None = None,
         review: bool = False,
@@ -143,7 +140,7 @@ class Agent:
         self.recursion_limit = recursion_limit
         # Failed subtasks' exception groups from runs in this process (by run id).
         self._errors: dict[str, dict[str, BaseException]] = {}
-        self.builder: StateGraph[Any, Any, Any, Any] = build_agent_graph(
+        self.builder: StateGraph[AgentState] = build_agent_graph(
             stack,
             planner=planner,
             review=review,
@@ -292,7 +289,7 @@ class Agent:
             "max_concurrency": max_concurrency or self.max_concurrency,
         }
 
-    async def arun(
+    async def run(
         self,
         task: str,
         *,
@@ -304,12 +301,12 @@ class Agent:
     ) -> RunResult:
         """Run a task to the end (or to the approval pause) and return its result.
 
-        ``plan`` skips the planner; ``thread_id`` names the run for :meth:`aresume`
+        ``plan`` skips the planner; ``thread_id`` names the run for :meth:`resume`
         (default: a fresh id, in ``result.thread_id``); ``run_id`` tags the ledger
         (default: the thread id); ``max_concurrency`` overrides the agent's for this run.
         """
         result: RunResult | None = None
-        async for event in self.astream(
+        async for event in self.stream(
             task,
             data_class=data_class,
             plan=plan,
@@ -323,7 +320,7 @@ class Agent:
         assert result is not None
         return result
 
-    async def astream(
+    async def stream(
         self,
         task: str,
         *,
@@ -356,7 +353,7 @@ class Agent:
                 if existing.values:
                     raise GraphError(
                         f"thread {thread_id!r} already has a run; resume it with "
-                        f"agent.aresume({thread_id!r}) or pick a new thread_id"
+                        f"agent.resume({thread_id!r}) or pick a new thread_id"
                     )
                 started = True
                 yield RunStarted(
@@ -375,7 +372,7 @@ class Agent:
 
     # --- resuming -----------------------------------------------------------------------
 
-    async def aresume(
+    async def resume(
         self,
         thread_id: str,
         *,
@@ -387,7 +384,7 @@ class Agent:
         approval pause (``approve=True``, ``approve=False`` to reject, or ``plan=`` to
         run an edited plan). A finished thread just returns its result."""
         result: RunResult | None = None
-        async for event in self.astream_resume(
+        async for event in self.stream_resume(
             thread_id, plan=plan, approve=approve, reason=reason, stream_tokens=False
         ):
             if isinstance(event, RunFinished):
@@ -395,7 +392,7 @@ class Agent:
         assert result is not None
         return result
 
-    async def astream_resume(
+    async def stream_resume(
         self,
         thread_id: str,
         *,
@@ -404,16 +401,16 @@ class Agent:
         reason: str = "",
         stream_tokens: bool = True,
     ) -> AsyncIterator[AgentEvent]:
-        """Like :meth:`aresume`, yielding typed events."""
+        """Like :meth:`resume`, yielding typed events."""
         missing = self._missing_file(thread_id)
         if missing is not None:
             raise missing
         try:
             async with self.compiled() as graph:
                 config = self._config(thread_id, stream_tokens=stream_tokens)
-                if not await self._exists(graph, config):
+                if not await thread_exists(graph, config):
                     raise UnknownThreadError(
-                        thread_id, await self._thread_ids(graph), where=self._where()
+                        thread_id, await thread_ids(graph), where=self._where()
                     )
                 async with self._holding(thread_id) as lease:
                     config = self._config(thread_id, stream_tokens=stream_tokens, lease=lease)
@@ -424,8 +421,8 @@ class Agent:
                     config["max_concurrency"] = (
                         values.get("max_concurrency") or self.max_concurrency
                     )
-                    command = await self._resume_command(
-                        graph, config, snapshot, plan, approve, reason
+                    command = await resume_command(
+                        self.stack, graph, config, snapshot, plan, approve, reason
                     )
                     yield RunStarted(
                         thread_id=thread_id,
@@ -434,7 +431,7 @@ class Agent:
                         data_class=values.get("data_class", "public"),
                         resumed=True,
                     )
-                    if command is _FINISHED:
+                    if command is FINISHED:
                         yield RunFinished(result=await self._result(graph, config, thread_id))
                         return
                     async for event in self._drive(graph, command, config, thread_id):
@@ -442,105 +439,33 @@ class Agent:
         except CheckpointUnavailableError as error:
             raise await self._unavailable(error, thread_id, saved=True) from error
 
-    @staticmethod
-    async def _exists(graph: Any, config: dict[str, Any]) -> bool:
-        snapshot = await graph.aget_state(config)
-        return bool(snapshot.values or snapshot.next)
-
-    async def aapprove(self, thread_id: str, *, plan: PlanInput | None = None) -> RunResult:
+    async def approve(self, thread_id: str, *, plan: PlanInput | None = None) -> RunResult:
         """Approve a paused plan (or replace it with ``plan``) and run it."""
-        return await self.aresume(thread_id, plan=plan, approve=True)
+        return await self.resume(thread_id, plan=plan, approve=True)
 
-    async def areject(self, thread_id: str, reason: str = "") -> RunResult:
+    async def reject(self, thread_id: str, reason: str = "") -> RunResult:
         """Reject a paused plan: the run ends with status ``rejected``; nothing is sent."""
-        return await self.aresume(thread_id, approve=False, reason=reason)
-
-    async def _resume_command(
-        self,
-        graph: Any,
-        config: dict[str, Any],
-        snapshot: Any,
-        plan: PlanInput | None,
-        approve: bool | None,
-        reason: str,
-    ) -> Any:
-        values = snapshot.values
-        waiting = bool(snapshot.interrupts) or "approve" in (snapshot.next or ())
-        checked: list[dict[str, Any]] | None = None
-        if plan is not None:
-            # Check the edit before anything is written: an invalid plan leaves the
-            # thread exactly as it was (still paused, or still resumable).
-            data_class = values.get("data_class", "public")
-            parsed = TaskPlan.parse(plan).with_data_class(data_class)
-            parsed, _ = effective_data_classes(self.stack, parsed)
-            check_routes(self.stack, parsed, values.get("task", ""))
-            checked = [s.model_dump(mode="json") for s in parsed]
-        if waiting:
-            if approve is False:
-                return Command(resume={"action": "reject", "reason": reason or "rejected"})
-            if checked is not None:
-                return Command(resume={"action": "edit", "plan": checked})
-            if approve is True:
-                return Command(resume={"action": "approve"})
-            raise GraphError(
-                f"thread {snapshot.config['configurable']['thread_id']!r} is waiting for plan "
-                "approval: call agent.aapprove(thread_id[, plan=...]) or agent.areject(thread_id)"
-            )
-        if approve is not None:
-            raise GraphError("this thread is not waiting for plan approval")
-        if not snapshot.next:
-            if checked is not None:
-                raise GraphError("this thread has finished; start a new run to use another plan")
-            return _FINISHED
-        if checked is not None:
-            if values.get("results") or not set(snapshot.next) <= {"plan", "preflight"}:
-                raise GraphError(
-                    "cannot replace the plan of a thread that already dispatched subtasks; "
-                    "resume it as it is or start a new run"
-                )
-            # The run stopped before dispatch (e.g. an unroutable subtask): write the new
-            # plan as if the planner had made it, so preflight checks it again.
-            await graph.aupdate_state(
-                config,
-                {"plan": checked, "planner": "edited", "plan_notes": ["plan replaced on resume"]},
-                as_node="plan",
-            )
-        return None
+        return await self.resume(thread_id, approve=False, reason=reason)
 
     # --- reading threads ----------------------------------------------------------------
 
-    async def aresult(self, thread_id: str) -> RunResult:
+    async def result(self, thread_id: str) -> RunResult:
         """The result of a thread as it stands (finished, paused or interrupted)."""
         missing = self._missing_file(thread_id)
         if missing is not None:
             raise missing
         async with self.compiled() as graph:
             config = self._config(thread_id, stream_tokens=False)
-            if not await self._exists(graph, config):
-                raise UnknownThreadError(
-                    thread_id, await self._thread_ids(graph), where=self._where()
-                )
+            if not await thread_exists(graph, config):
+                raise UnknownThreadError(thread_id, await thread_ids(graph), where=self._where())
             return await self._result(graph, config, thread_id)
 
-    async def athreads(self) -> list[str]:
+    async def threads(self) -> list[str]:
         """Thread ids the checkpointer holds, most recent first."""
         if self.checkpoint_path is not None and not self.checkpoint_path.exists():
             return []
         async with self.compiled() as graph:
-            return await self._thread_ids(graph)
-
-    @staticmethod
-    async def _thread_ids(graph: Any, limit: int = 2000) -> list[str]:
-        saver = graph.checkpointer
-        seen: dict[str, None] = {}
-        try:
-            async for item in saver.alist(None, limit=limit):
-                tid = item.config.get("configurable", {}).get("thread_id")
-                if tid is not None:
-                    seen.setdefault(str(tid), None)
-        except (NotImplementedError, AttributeError, TypeError):
-            return []
-        return list(seen)
+            return await thread_ids(graph)
 
     # --- driving ------------------------------------------------------------------------
 
@@ -569,17 +494,16 @@ class Agent:
     async def _result(self, graph: Any, config: dict[str, Any], thread_id: str) -> RunResult:
         snapshot = await graph.aget_state(config)
         values = snapshot.values or {}
-        status = _status(values, snapshot)
+        status = run_status(values, snapshot)
         run_id = values.get("run_id") or thread_id
-        ledger = self.stack.ledger if hasattr(self.stack, "ledger") else None
-        attempts: list[Any] = []
-        by_jurisdiction = None
-        if ledger is not None:
-            try:
-                attempts = list(ledger.attempts(run_id=run_id))
-                by_jurisdiction = ledger.totals(run_id=run_id, by="jurisdiction")
-            except Exception:  # a ledger that cannot answer must not hide the result
-                attempts, by_jurisdiction = attempts or [], None
+        ledger = self.stack.ledger
+        attempts: list[Attempt] = []
+        by_jurisdiction: Mapping[str, Any] | None = None
+        try:
+            attempts = list(ledger.attempts(run_id=run_id))
+            by_jurisdiction = ledger.totals(run_id=run_id, by="jurisdiction")
+        except LedgerError:  # a ledger store that cannot answer must not hide the result
+            pass
         result = build_result(
             thread_id=thread_id,
             values=values,
@@ -600,46 +524,47 @@ class Agent:
 
     # --- blocking twins -----------------------------------------------------------------
 
-    def run(self, task: str, **kwargs: Any) -> RunResult:
-        """Blocking twin of :meth:`arun` (refuses inside a running event loop)."""
-        return run_sync(self.arun(task, **kwargs), name="run")
+    def run_sync(self, task: str, **kwargs: Any) -> RunResult:
+        """Blocking twin of :meth:`run` (refuses inside a running event loop)."""
+        return _sync.run_sync(self.run(task, **kwargs), name="run_sync")
 
-    def stream(self, task: str, **kwargs: Any) -> Iterator[AgentEvent]:
-        """Blocking twin of :meth:`astream`."""
-        return iterate_sync(self.astream(task, **kwargs), name="stream")
+    def stream_sync(self, task: str, **kwargs: Any) -> Iterator[AgentEvent]:
+        """Blocking twin of :meth:`stream`."""
+        return _sync.iterate_sync(self.stream(task, **kwargs), name="stream_sync")
 
-    def resume(self, thread_id: str, **kwargs: Any) -> RunResult:
-        """Blocking twin of :meth:`aresume`."""
-        return run_sync(self.aresume(thread_id, **kwargs), name="resume")
+    def resume_sync(self, thread_id: str, **kwargs: Any) -> RunResult:
+        """Blocking twin of :meth:`resume`."""
+        return _sync.run_sync(self.resume(thread_id, **kwargs), name="resume_sync")
 
-    def approve(self, thread_id: str, *, plan: PlanInput | None = None) -> RunResult:
-        """Blocking twin of :meth:`aapprove`."""
-        return run_sync(self.aapprove(thread_id, plan=plan), name="approve")
+    def stream_resume_sync(self, thread_id: str, **kwargs: Any) -> Iterator[AgentEvent]:
+        """Blocking twin of :meth:`stream_resume`."""
+        return _sync.iterate_sync(
+            self.stream_resume(thread_id, **kwargs), name="stream_resume_sync"
+        )
 
-    def reject(self, thread_id: str, reason: str = "") -> RunResult:
-        """Blocking twin of :meth:`areject`."""
-        return run_sync(self.areject(thread_id, reason), name="reject")
+    def approve_sync(self, thread_id: str, *, plan: PlanInput | None = None) -> RunResult:
+        """Blocking twin of :meth:`approve`."""
+        return _sync.run_sync(self.approve(thread_id, plan=plan), name="approve_sync")
 
-    def result(self, thread_id: str) -> RunResult:
-        """Blocking twin of :meth:`aresult`."""
-        return run_sync(self.aresult(thread_id), name="result")
+    def reject_sync(self, thread_id: str, reason: str = "") -> RunResult:
+        """Blocking twin of :meth:`reject`."""
+        return _sync.run_sync(self.reject(thread_id, reason), name="reject_sync")
 
+    def result_sync(self, thread_id: str) -> RunResult:
+        """Blocking twin of :meth:`result`."""
+        return _sync.run_sync(self.result(thread_id), name="result_sync")
 
-_FINISHED = object()
+    def threads_sync(self) -> list[str]:
+        """Blocking twin of :meth:`threads`."""
+        return _sync.run_sync(self.threads(), name="threads_sync")
 
+    # --- the old names (one release) ------------------------------------------------------
 
-def _status(values: Mapping[str, Any], snapshot: Any) -> RunStatus:
-    if values.get("approval") == "rejected":
-        return "rejected"
-    if snapshot.interrupts or "approve" in (snapshot.next or ()):
-        return "awaiting_approval"
-    if snapshot.next or values.get("final") is None:
-        return "incomplete"
-    records = values.get("results") or {}
-    plan_ids = [s.get("id") for s in values.get("plan") or []]
-    states = [records.get(i, {}).get("status") for i in plan_ids]
-    if states and all(s == "done" for s in states):
-        return "completed"
-    if any(s == "done" for s in states):
-        return "partial"
-    return "failed"
+    arun = deprecated_alias("arun")
+    astream = deprecated_alias("astream")
+    aresume = deprecated_alias("aresume")
+    astream_resume = deprecated_alias("astream_resume")
+    aapprove = deprecated_alias("aapprove")
+    areject = deprecated_alias("areject")
+    aresult = deprecated_alias("aresult")
+    athreads = deprecated_alias("athreads")

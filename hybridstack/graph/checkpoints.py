@@ -169,7 +169,8 @@ class _TranslatingSqliteSaver(AsyncSqliteSaver):
     aget_delta_channel_history = _translated(AsyncSqliteSaver.aget_delta_channel_history)
 
     async def alist(self, config: Any, **kwargs: Any) -> AsyncIterator[Any]:
-        items = cast("AsyncGenerator[Any, None]", super().alist(config, **kwargs))
+        # AsyncSqliteSaver.alist is an async generator: close it, whatever happens here.
+        items = cast(AsyncGenerator[Any, None], super().alist(config, **kwargs))
         try:
             while True:
                 try:

@@ -1,7 +1,7 @@
 """Typed events an agent run streams: one pydantic model per kind, discriminated by ``type``.
 
 Nodes emit these through LangGraph's custom stream writer (``get_stream_writer()``);
-:meth:`hybridstack.graph.Agent.astream` yields them. :func:`from_execution_event` turns
+:meth:`hybridstack.graph.Agent.stream` yields them. :func:`from_execution_event` turns
 the executor's ``on_event`` callbacks (fail-over, hedging, retries) into events tagged
 with the subtask they belong to, so a UI can show *which* subtask moved *where*.
 

@@ -41,9 +41,10 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SkipValidation
 
-from hybridstack.types import ChatRequest, ChatResponse, Message, Tool, ToolCall
+from hybridstack.graph.ports import AgentStack, SyncStack
+from hybridstack.types import ChatRequest, ChatResponse, Message, StreamEvent, Tool, ToolCall
 
 __all__ = ["HybridChatModel", "from_langchain_messages", "to_ai_message"]
 
@@ -179,7 +180,7 @@ class HybridChatModel(BaseChatModel):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    stack: Any = Field(exclude=True, repr=False)
+    stack: SkipValidation[AgentStack] = Field(exclude=True, repr=False)
     skill: str | None = None
     data_class: str = "public"
     model: str | None = None
@@ -256,9 +257,8 @@ class HybridChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         request = self._request(messages, stop, kwargs)
-        complete_sync = getattr(self.stack, "complete_sync", None)
-        if complete_sync is not None:
-            response = complete_sync(request, **self._call_options(kwargs))
+        if isinstance(self.stack, SyncStack):
+            response = self.stack.complete_sync(request, **self._call_options(kwargs))
         else:
             from hybridstack._sync import run_sync
 
@@ -286,9 +286,9 @@ class HybridChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         request = self._request(messages, stop, kwargs)
-        stream_sync = getattr(self.stack, "stream_sync", None)
-        if stream_sync is not None:
-            events: Any = stream_sync(request, **self._call_options(kwargs))
+        events: Iterator[StreamEvent]
+        if isinstance(self.stack, SyncStack):
+            events = self.stack.stream_sync(request, **self._call_options(kwargs))
         else:
             from hybridstack._sync import iterate_sync
 

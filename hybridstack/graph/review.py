@@ -15,13 +15,13 @@ subtask's data class still limits where the code may go.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from hybridstack.errors import HybridStackError
-from hybridstack.graph.planner import call_record
+from hybridstack.graph.ports import AgentStack, EventCallback
+from hybridstack.graph.records import call_record
 from hybridstack.graph.state import ReviewRecord, SubtaskRecord
 from hybridstack.graph.subtasks import Subtask
 
@@ -62,7 +62,7 @@ def _quote(text: str) -> str:
     return "\n".join("> " + line for line in text.splitlines()) or "> "
 
 
-def reviewer_families(stack: Any, subtask: Subtask, exclude: set[str]) -> list[str]:
+def reviewer_families(stack: AgentStack, subtask: Subtask, exclude: set[str]) -> list[str]:
     """Families allowed to do code under the subtask's data class, best first, minus ``exclude``."""
     try:
         route = stack.route(
@@ -81,12 +81,12 @@ def reviewer_families(stack: Any, subtask: Subtask, exclude: set[str]) -> list[s
 
 
 async def review_code(
-    stack: Any,
+    stack: AgentStack,
     subtask: Subtask,
     record: SubtaskRecord,
     *,
     run_id: str | None,
-    on_event: Callable[[Any], None] | None = None,
+    on_event: EventCallback | None = None,
 ) -> tuple[ReviewRecord, str | None, list[dict[str, Any]]]:
     """Review one code subtask: (the review, the revised output or None, CallRecord dicts)."""
     calls: list[dict[str, Any]] = []

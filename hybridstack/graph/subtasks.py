@@ -46,6 +46,7 @@ __all__ = [
     "EmptyTaskError",
     "GraphError",
     "LeaseLostError",
+    "PlanInput",
     "PlanRejectedError",
     "PlanValidationError",
     "Subtask",
@@ -359,3 +360,7 @@ def _mermaid_id(subtask_id: str) -> str:
 
 def _mermaid_label(text: str) -> str:
     return text.replace('"', "#quot;").replace("[", "(").replace("]", ")")
+
+
+#: A plan as callers give one: a TaskPlan, or subtasks (models or dicts) in order.
+PlanInput = TaskPlan | Sequence[Subtask | Mapping[str, Any]]

@@ -19,13 +19,18 @@ redaction on without saying more redacts everything that leaves the machine. Set
 ``home="EU"`` (global) or ``home={"personal": "EU"}`` to send unredacted within the EU.
 A ``LOCAL`` deployment never counts as leaving home.
 
+Strictness: class A is at least as strict as B when A's jurisdictions fit inside B's.
+:func:`strictest_data_class` picks, from several classes, the one at least as strict as
+every other (data that mixes them must obey it), or None when no class is (their
+jurisdictions overlap only partly, or not at all).
+
 Redaction itself (:func:`redact`, :func:`redact_text`: which kinds of personal data, and
 how they are found) lives in :mod:`hybridstack.routing.redaction`; it is re-exported here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from hybridstack.catalog.models import KNOWN_JURISDICTIONS
@@ -39,6 +44,7 @@ __all__ = [
     "UnknownDataClassError",
     "redact",
     "redact_text",
+    "strictest_data_class",
 ]
 
 ANY = "*"
@@ -73,6 +79,30 @@ def _jurisdictions(name: str, value: Any) -> frozenset[str] | None:
             return None
         codes.add(code)
     return frozenset(codes)
+
+
+def _within(a: frozenset[str] | None, b: frozenset[str] | None) -> bool:
+    """Whether jurisdictions ``a`` fit inside ``b`` (None = any jurisdiction)."""
+    return b is None or (a is not None and a <= b)
+
+
+def strictest_data_class(
+    classes: Iterable[str], allowed: Callable[[str], frozenset[str] | None]
+) -> str | None:
+    """The class whose allowed jurisdictions fit inside every other's; None if none does.
+
+    ``allowed`` maps a class to its jurisdictions (None = any), e.g.
+    :meth:`DataClassRules.allowed`; an unknown class raises there. One class (or the
+    same class repeated) is its own strictest; no classes give None.
+    """
+    unique = list(dict.fromkeys(classes))
+    if len(unique) <= 1:
+        return unique[0] if unique else None
+    sets = {name: allowed(name) for name in unique}
+    for name in unique:
+        if all(_within(sets[name], sets[other]) for other in unique):
+            return name
+    return None
 
 
 class DataClassRules:
@@ -150,6 +180,10 @@ class DataClassRules:
     def allows(self, name: str, jurisdiction: str) -> bool:
         allowed = self.allowed(name)
         return allowed is None or jurisdiction.upper() in allowed
+
+    def strictest(self, classes: Iterable[str]) -> str | None:
+        """The strictest of ``classes`` under these rules (see :func:`strictest_data_class`)."""
+        return strictest_data_class(classes, self.allowed)
 
     def describe(self, name: str) -> str:
         allowed = self.allowed(name)

@@ -1,73 +1,77 @@
-"""A small in-test stand-in for :class:`hybridstack.Stack` (complete, stream, route, ledger).
+"""A small in-test stand-in for :class:`hybridstack.Stack` that implements
+:class:`hybridstack.graph.ports.AgentStack` (checked at import by mypy and at run time by
+``tests/test_graph_ports.py``).
 
 Unit tests of the graph use it to script replies, failures and fail-over events exactly;
 the tests that matter for durability, LangChain and fail-over run on the real Stack.
+Its routes are real :class:`~hybridstack.plan.Plan` values over real catalog
+:class:`~hybridstack.catalog.Deployment` values, so the graph reads them as it reads the
+real router's.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import UTC, date, datetime
 from types import SimpleNamespace
 from typing import Any
 
+from hybridstack.catalog import Deployment
+from hybridstack.catalog.models import Price
 from hybridstack.errors import AllAttemptsFailedError, FailoverError, NoRouteError
+from hybridstack.graph.ports import AgentStack
+from hybridstack.ledger import GroupBy
+from hybridstack.plan import Candidate, Plan
+from hybridstack.routing import UnknownDataClassError
+from hybridstack.routing.skills import SKILLS
 from hybridstack.types import (
     Attempt,
     ChatResponse,
     FinishEvent,
+    Outcome,
+    StreamEvent,
     TextDelta,
     Usage,
     UsageEvent,
     coerce_messages,
 )
 
-
-@dataclass(frozen=True)
-class FakeDeployment:
-    family: str
-    site: str
-    jurisdiction: str
-
-    @property
-    def id(self) -> str:
-        return f"{self.family}@{self.site}"
+_PRICE = Price(input_per_mtok=1.0, output_per_mtok=2.0, as_of=date(2026, 1, 1))
 
 
-@dataclass(frozen=True)
-class FakeCandidate:
-    deployment: FakeDeployment
-    reasons: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class FakePlan:
-    skill: str
-    data_class: str
-    candidates: tuple[FakeCandidate, ...]
-    excluded: dict[str, str] = field(default_factory=dict)
-    allowed_jurisdictions: tuple[str, ...] | None = None
+def fake_deployment(family: str, site: str, jurisdiction: str) -> Deployment:
+    """A catalog deployment ``family@site`` that nothing ever connects to."""
+    return Deployment(
+        family=family,
+        site=site,
+        protocol="openai",
+        model=family,
+        base_url="http://127.0.0.1:9/v1",
+        region=site,
+        jurisdiction=jurisdiction,
+        operator="fake",
+        price=_PRICE,
+    )
 
 
 DEPLOYMENTS = {
     "code": [
-        FakeDeployment("deepseek-v4-pro", "cn", "CN"),
-        FakeDeployment("qwen3-coder-plus", "sg", "SG"),
-        FakeDeployment("gpt-4o-mini", "us", "US"),
+        fake_deployment("deepseek-v4-pro", "cn", "CN"),
+        fake_deployment("qwen3-coder-plus", "sg", "SG"),
+        fake_deployment("gpt-4o-mini", "us", "US"),
     ],
     "multilingual": [
-        FakeDeployment("qwen-plus", "sg", "SG"),
-        FakeDeployment("qwen-plus", "cn", "CN"),
+        fake_deployment("qwen-plus", "sg", "SG"),
+        fake_deployment("qwen-plus", "cn", "CN"),
     ],
     "reasoning": [
-        FakeDeployment("llama-3.3-70b", "us", "US"),
-        FakeDeployment("llama-3.3-70b", "eu", "EU"),
+        fake_deployment("llama-3.3-70b", "us", "US"),
+        fake_deployment("llama-3.3-70b", "eu", "EU"),
     ],
     "general": [
-        FakeDeployment("gpt-4o-mini", "us", "US"),
-        FakeDeployment("llama-3.3-70b", "eu", "EU"),
+        fake_deployment("gpt-4o-mini", "us", "US"),
+        fake_deployment("llama-3.3-70b", "eu", "EU"),
     ],
 }
 DATA_CLASSES: dict[str, tuple[str, ...] | None] = {
@@ -89,7 +93,7 @@ class FakeLedger:
         return [a for a in self.records if run_id is None or a.run_id == run_id]
 
     def totals(
-        self, *, run_id: str | None = None, by: str | None = None, **_: Any
+        self, *, run_id: str | None = None, by: GroupBy | None = None, **_: Any
     ) -> dict[str, Any]:
         out: dict[str, dict[str, Any]] = {}
         for a in self.attempts(run_id=run_id):
@@ -125,14 +129,19 @@ class FakeStack:
         self.calls: list[dict[str, Any]] = []
         self.in_flight = 0
         self.max_in_flight = 0
-        self.router = SimpleNamespace(data_classes=SimpleNamespace(allowed=self._allowed))
 
-    @staticmethod
-    def _allowed(name: str) -> frozenset[str] | None:
-        value = DATA_CLASSES[name]
+    # --- AgentStack ---------------------------------------------------------------------
+
+    def allowed_jurisdictions(self, data_class: str) -> frozenset[str] | None:
+        if data_class not in DATA_CLASSES:
+            raise UnknownDataClassError(data_class, tuple(DATA_CLASSES))
+        value = DATA_CLASSES[data_class]
         return None if value is None else frozenset(value)
 
-    def _deployments(self, skill: str, data_class: str, model: str | None) -> list[FakeDeployment]:
+    def known_skills(self) -> tuple[str, ...]:
+        return SKILLS
+
+    def _deployments(self, skill: str, data_class: str, model: str | None) -> list[Deployment]:
         allowed = DATA_CLASSES.get(data_class, ())
         pool = (
             [d for ds in DEPLOYMENTS.values() for d in ds] if model else DEPLOYMENTS.get(skill, [])
@@ -153,7 +162,7 @@ class FakeStack:
         data_class: str = "public",
         model: str | None = None,
         **_: Any,
-    ) -> FakePlan:
+    ) -> Plan:
         skill = skill or "general"
         deployments = (
             []
@@ -165,14 +174,15 @@ class FakeStack:
                 f"no deployment for skill {skill!r} under data class {data_class!r}",
                 {"gpt-4o-mini@us": "jurisdiction US not allowed"},
             )
-        return FakePlan(
+        return Plan(
             skill=skill,
             data_class=data_class,
-            candidates=tuple(FakeCandidate(d, (f"ranked for {skill}",)) for d in deployments),
+            policy="fake",
+            candidates=tuple(Candidate(d, (f"ranked for {skill}",)) for d in deployments),
             allowed_jurisdictions=DATA_CLASSES.get(data_class),
         )
 
-    def _answer(self, messages: Any, kwargs: dict[str, Any]) -> tuple[str, FakeDeployment, int]:
+    def _answer(self, messages: Any, kwargs: dict[str, Any]) -> tuple[str, Deployment, int]:
         msgs = coerce_messages(messages)
         last = next(m.text for m in reversed(msgs) if m.role == "user")
         system = next((m.text for m in msgs if m.role == "system"), "")
@@ -235,8 +245,8 @@ class FakeStack:
     def _record(
         self,
         kwargs: dict[str, Any],
-        d: FakeDeployment,
-        outcome: str,
+        d: Deployment,
+        outcome: Outcome,
         usage: Usage | None = None,
         cost: float = 0.0,
     ) -> None:
@@ -255,7 +265,7 @@ class FakeStack:
         )
 
     def _response(
-        self, text: str, d: FakeDeployment, attempts: int, kwargs: dict[str, Any]
+        self, text: str, d: Deployment, attempts: int, kwargs: dict[str, Any]
     ) -> ChatResponse:
         usage = Usage(input_tokens=10, output_tokens=len(text) // 4 + 1)
         self._record(kwargs, d, "ok", usage, 0.001)
@@ -283,7 +293,7 @@ class FakeStack:
         finally:
             self.in_flight -= 1
 
-    async def stream(self, messages: Any, **kwargs: Any):
+    async def stream(self, messages: Any, **kwargs: Any) -> AsyncIterator[StreamEvent]:
         self.calls.append({"messages": coerce_messages(messages), "streamed": True, **kwargs})
         text, d, attempts = self._answer(messages, kwargs)
         for word in text.split(" "):
@@ -291,6 +301,10 @@ class FakeStack:
         response = self._response(text, d, attempts, kwargs)
         yield UsageEvent(usage=response.usage)
         yield FinishEvent(finish_reason="stop", response=response)
+
+
+# Checked by mypy: the fake implements the agent's port, as Stack does.
+_PORT_CHECK: type[AgentStack] = FakeStack
 
 
 def all_failed(deployment: str = "qwen-plus@sg") -> AllAttemptsFailedError:

@@ -56,9 +56,9 @@ async def main(config: Mapping[str, Any]) -> int:
         print("ready", os.getpid(), flush=True)
         await asyncio.to_thread(sys.stdin.readline)
     if config.get("mode") == "resume":
-        events = agent.astream_resume(thread_id, stream_tokens=False)
+        events = agent.stream_resume(thread_id, stream_tokens=False)
     else:
-        events = agent.astream(
+        events = agent.stream(
             config["task"], plan=config["plan"], thread_id=thread_id, stream_tokens=False
         )
     try:

@@ -22,44 +22,47 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from hybridstack.errors import ConfigurationError
+from hybridstack.routing.skills.vocabulary import SKILLS
 
 if TYPE_CHECKING:
     from hybridstack.catalog.catalog import Catalog
 
 __all__ = ["DEFAULT_SKILL_TABLE", "SkillTable"]
 
-#: The built-in ranking. Families missing from a catalog are skipped silently.
+_RANKING: dict[str, tuple[str, ...]] = {
+    "code": (
+        "deepseek-flash",
+        "deepseek-v4-pro",
+        "qwen3-coder-plus",
+        "claude-haiku-4.5",
+        "gpt-4o-mini",
+    ),
+    "multilingual": (
+        "qwen-plus",
+        "qwen-mt-turbo",
+        "deepseek-flash",
+        "gpt-4o-mini",
+        "llama-3.3-70b",
+    ),
+    "reasoning": (
+        "llama-3.3-70b",
+        "deepseek-v4-pro",
+        "qwen-plus",
+        "claude-haiku-4.5",
+        "gpt-4o-mini",
+    ),
+    "general": (
+        "qwen-plus",
+        "deepseek-flash",
+        "llama-3.3-70b",
+        "gpt-4o-mini",
+        "claude-haiku-4.5",
+    ),
+}
+#: The built-in ranking, one entry per skill of the vocabulary (:data:`SKILLS`).
+#: Families missing from a catalog are skipped silently.
 DEFAULT_SKILL_TABLE: Mapping[str, tuple[str, ...]] = MappingProxyType(
-    {
-        "code": (
-            "deepseek-flash",
-            "deepseek-v4-pro",
-            "qwen3-coder-plus",
-            "claude-haiku-4.5",
-            "gpt-4o-mini",
-        ),
-        "multilingual": (
-            "qwen-plus",
-            "qwen-mt-turbo",
-            "deepseek-flash",
-            "gpt-4o-mini",
-            "llama-3.3-70b",
-        ),
-        "reasoning": (
-            "llama-3.3-70b",
-            "deepseek-v4-pro",
-            "qwen-plus",
-            "claude-haiku-4.5",
-            "gpt-4o-mini",
-        ),
-        "general": (
-            "qwen-plus",
-            "deepseek-flash",
-            "llama-3.3-70b",
-            "gpt-4o-mini",
-            "claude-haiku-4.5",
-        ),
-    }
+    {skill: _RANKING[skill] for skill in SKILLS}
 )
 
 

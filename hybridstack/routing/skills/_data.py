@@ -1,4 +1,4 @@
-"""Bundled word lists for :mod:`hybridstack.graph.classifier`.
+"""Bundled word lists for the skill classifier (:mod:`hybridstack.routing.skills`).
 
 One job: hold the small, hand-written vocabularies (stop words per Latin-script language,
 Unicode script ranges, code/translation keywords in several languages) so the classifier
