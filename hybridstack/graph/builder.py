@@ -72,6 +72,7 @@ from hybridstack.graph.subtasks import (
     Subtask,
     TaskPlan,
     UnroutableSubtaskError,
+    call_route_key,
 )
 
 __all__ = [
@@ -227,13 +228,18 @@ def effective_data_classes(stack: Any, plan: TaskPlan) -> tuple[TaskPlan, list[s
 
 def check_routes(stack: Any, plan: TaskPlan, task: str) -> dict[str, dict[str, Any]]:
     """Every subtask's planned route, or :class:`UnroutableSubtaskError` for the first
-    subtask whose skill has no allowed deployment under its data class."""
+    subtask whose skill has no allowed deployment under its data class. Each route is
+    drawn under the key its worker uses, so it is the route the worker takes."""
     routes: dict[str, dict[str, Any]] = {}
     for s in plan:
         data_class = s.data_class or "public"
         try:
             route = stack.route(
-                worker_messages(task, s, {}), skill=s.skill, data_class=data_class, model=s.model
+                worker_messages(task, s, {}),
+                skill=s.skill,
+                data_class=data_class,
+                model=s.model,
+                route_key=call_route_key(task, s.id, "work"),
             )
         except NoRouteError as error:
             raise UnroutableSubtaskError(
@@ -596,6 +602,7 @@ class _Nodes:
                     model=subtask.model,
                     run_id=run_id,
                     metadata={"subtask": subtask.id, "stage": "work"},
+                    route_key=call_route_key(state["task"], subtask.id, "work"),
                 )
         except LeaseLostError:
             raise  # another run took the thread over: stop, this is no failed subtask
@@ -767,6 +774,7 @@ class _Nodes:
                 data_class=data_class,
                 run_id=run_id,
                 metadata={"stage": "synthesize"},
+                route_key=call_route_key(task, None, "synthesize"),
             )
         except HybridStackError as error:
             # The subtasks' work is done and paid for; a failed synthesis should not

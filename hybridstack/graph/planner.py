@@ -32,6 +32,7 @@ from hybridstack.graph.subtasks import (
     PlanValidationError,
     Subtask,
     TaskPlan,
+    call_route_key,
 )
 
 __all__ = [
@@ -965,6 +966,7 @@ class LLMPlanner:
                     run_id=run_id,
                     metadata={"stage": "plan"},
                     on_event=on_event,
+                    route_key=call_route_key(task, None, f"plan:{attempt}"),
                 )
             except ConfigurationError:
                 # A wrong set-up (unknown data class, bad route) is the user's to fix,

@@ -221,12 +221,13 @@ class Router:
         placed: set[str] = set()
         for group_index, (rank_reason, deployments) in enumerate(groups):
             for dep in deployments:
-                if dep.id in placed:
+                dep_id = dep.id
+                if dep_id in placed:
                     continue
-                placed.add(dep.id)
+                placed.add(dep_id)
                 family = families.get(dep.family)
                 if family is None:
-                    reasons[dep.id] = f"family {dep.family} is not in the catalog"
+                    reasons[dep_id] = f"family {dep.family} is not in the catalog"
                     continue
                 context_window = dep.context_window or family.context_window
                 features = dep.features if dep.features is not None else family.features
@@ -234,10 +235,10 @@ class Router:
                     dep, context_window, features, allowed, data_class, constraints, rules
                 )
                 if why is not None:
-                    reasons[dep.id] = why
+                    reasons[dep_id] = why
                     continue
                 entry = RouteEntry(
-                    dep, group_index, rank_reason, position.get(dep.id, len(position))
+                    dep, group_index, rank_reason, position.get(dep_id, len(position))
                 )
                 entry.context_window = context_window
                 entry.features = features
@@ -516,33 +517,54 @@ class Router:
                     name, where = f"{skill}/{data_class}", f"skill table entry for {skill!r}"
                 self._check_pins(name, skill, data_class, where, refs)
                 try:
-                    static = self._static(skill, data_class, None, None)
+                    routable = self._routable(skill, data_class, check_keys)
                 except ConfigurationError as err:
                     warnings.append(f"route {skill}/{data_class}: {err}")
                     continue
-                entries = static.entries
-                keyless: dict[str, str] = {}
-                if check_keys:
-                    usable = []
-                    for e in entries:
-                        if self.key_available(e.deployment):
-                            usable.append(e)
-                        else:
-                            var = e.deployment.api_key_env
-                            keyless[e.id] = (
-                                f"key variable {var} is not set" if var else "no API key available"
-                            )
-                    entries = tuple(usable)
-                if not entries:
+                if not routable:
                     message = (
                         f"route {skill}/{data_class}: no allowed deployment (data class "
                         f"{data_class!r} may go to: {rules.describe(data_class)})"
                     )
                     if strict:
-                        raise NoRouteError(message, Exclusions(static.excluded, keyless))
+                        raise NoRouteError(message, self._route_exclusions(skill, data_class))
                     warnings.append(message)
         self.warnings = warnings
         return warnings
+
+    def _routable(self, skill: str, data_class: str, check_keys: bool) -> bool:
+        """Whether any deployment passes the static filters (and has a key, if asked):
+        the first one found answers, so validating a big catalog builds no full route."""
+        cached = self._cache.get((skill, data_class, None, None))
+        if cached is not None and not check_keys:
+            return bool(cached.entries)
+        rules = self._rules
+        allowed = rules.allowed(data_class)
+        constraints = [c for c in (self._constraints,) if c is not None and not c.empty]
+        groups, _, _ = route_groups(
+            self._catalog_index(), self._skill_table, self._routes, skill, data_class, None
+        )
+        families = self._catalog.families
+        for _, deployments in groups:
+            for dep in deployments:
+                family = families.get(dep.family)
+                if family is None:
+                    continue
+                window = dep.context_window or family.context_window
+                features = dep.features if dep.features is not None else family.features
+                why = static_reason(dep, window, features, allowed, data_class, constraints, rules)
+                if why is None and (not check_keys or self.key_available(dep)):
+                    return True
+        return False
+
+    def _route_exclusions(self, skill: str, data_class: str) -> Mapping[str, str]:
+        """Every exclusion of a route with no usable deployment (for NoRouteError)."""
+        static = self._static(skill, data_class, None, None)
+        keyless: dict[str, str] = {}
+        for e in static.entries:  # present only when every one lacks a key
+            var = e.deployment.api_key_env
+            keyless[e.id] = f"key variable {var} is not set" if var else "no API key available"
+        return Exclusions(static.excluded, keyless)
 
     def _check_pins(
         self, route: str, skill: str, data_class: str, where: str, refs: Sequence[str]

@@ -31,7 +31,7 @@ Groups = tuple[list[tuple[str, list[Deployment]]], str, Callable[[Deployment], s
 class CatalogIndex:
     """Lookups the router needs per build, made once per catalog."""
 
-    __slots__ = ("by_family", "catalog", "position")
+    __slots__ = ("_by_site", "by_family", "catalog", "position")
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
@@ -40,6 +40,7 @@ class CatalogIndex:
         for dep in catalog.deployments.values():
             by_family.setdefault(dep.family, []).append(dep)
         self.by_family = by_family
+        self._by_site: dict[str, list[Deployment]] | None = None
 
     def resolve_quiet(self, ref: str) -> list[Deployment] | None:
         """What ``catalog.resolve(ref)`` returns, or None where it would raise
@@ -64,8 +65,12 @@ class CatalogIndex:
             family = canonical_family(catalog, text)
             if family is not None:
                 return list(self.by_family.get(family, ())) or None
-            site = text.lower()
-            return [d for d in catalog.deployments.values() if d.site == site] or None
+            by_site = self._by_site
+            if by_site is None:
+                by_site = self._by_site = {}
+                for dep in catalog.deployments.values():
+                    by_site.setdefault(dep.site, []).append(dep)
+            return list(by_site.get(text.lower(), ())) or None
         except UnknownModelError:  # a retired name (its hint is cheap) or no match
             return None
 
