@@ -98,7 +98,9 @@ async def _agent_routes(
         agent = Agent(stack, **kwargs)
         events = [
             e
-            async for e in agent.astream(task, plan=plan, thread_id="run-keys", stream_tokens=False)
+            async for e in agent.astream(
+                task, plan=plan, thread_id=f"run-keys-{concurrency}", stream_tokens=False
+            )
         ]
     shown = {e.subtask_id: e.deployment for e in events if e.type == "route_chosen"}
     result = events[-1].result
