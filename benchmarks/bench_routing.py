@@ -5,7 +5,7 @@ deployments each, one per jurisdiction, none of them named by the default skill
 table; three families are strong at ``general``), measure
 
 * ``stack_build_ms``: ``Stack(catalog)`` (router, route validation over every skill and
-  data class, executor), median of a few builds;
+  data class, executor), the median of a few builds;
 * ``pinned_plan_us``: ``router.plan(request, model=<family>)``, a five-candidate plan
   pinned by ``model=`` (the other deployments are exclusions);
 * ``route_model_us``: ``stack.route(messages, model=<family>)`` without ``skill=``: a
@@ -14,7 +14,8 @@ table; three families are strong at ``general``), measure
   from the skill table's catalog-strength fall-backs.
 
 Targets (issue 9.9): Stack build <= 100 ms and pinned plan <= 40 us at 5,000
-deployments. Prints a table, then ONE final JSON line. ``--quick`` is a tiny smoke run
+deployments. Per-call times are the best of five blocks (a shared machine's load only
+ever adds). Prints a table, then ONE final JSON line. ``--quick`` is a tiny smoke run
 (10 and 100 deployments, few repetitions).
 
 Run from the repo root: ``python benchmarks/bench_routing.py [--quick]``.
@@ -85,7 +86,8 @@ def user_catalog(n: int) -> Catalog:
 
 
 def per_call_us(fn: object, repeat: int) -> float:
-    """Median microseconds per call over ``repeat`` calls, in 5 timed blocks."""
+    """Microseconds per call: the best of 5 timed blocks of ``repeat / 5`` calls (as
+    ``timeit`` advises: slower blocks measure the machine's other load, not the code)."""
     assert callable(fn)
     for _ in range(min(repeat, 50)):
         fn()  # warm: caches, lazy imports, the tokenizer
@@ -96,7 +98,7 @@ def per_call_us(fn: object, repeat: int) -> float:
         for _ in range(block):
             fn()
         samples.append((time.perf_counter() - t0) / block * 1e6)
-    return statistics.median(samples)
+    return min(samples)
 
 
 def stack_build_ms(catalog: Catalog, builds: int) -> float:
