@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
@@ -188,16 +188,11 @@ class WeightedOrder:
     name = "weighted"
 
     def rank(self, survivors: Sequence[Survivor], ctx: OrderContext) -> list[Ranked]:
-        m64, inv = _M64, _INV_2_53
-        state = ctx.state
+        uniform = ctx.uniform
         draws = ctx.draws
         out = []
         for e, count in survivors:
-            # SplitMix64 of (plan state, deployment id hash), inlined: OrderContext.uniform.
-            x = ((state ^ e.id_hash) + 0x9E3779B97F4A7C15) & m64
-            x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & m64
-            x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & m64
-            u = (((x ^ (x >> 31)) >> 11) + 0.5) * inv
+            u = uniform(e)
             draws[e.id] = u
             w = e.weight
             if w > 0:
@@ -275,7 +270,12 @@ _registry: dict[str, Order] = {
     "fastest": FastestOrder(),
 }
 _lock = threading.Lock()
-_listeners: list[Any] = []  # callables run after a registration (policy parse cache)
+_listeners: list[Callable[[], object]] = []
+
+
+def on_register(listener: Callable[[], object]) -> None:
+    """Call ``listener()`` after every registration (the policy parser drops its cache)."""
+    _listeners.append(listener)
 
 
 def check_order(order: object) -> Order:

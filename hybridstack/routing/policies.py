@@ -159,7 +159,7 @@ def _parse(text: str) -> Policy:
     return Policy(primary=primary or "weighted", max_jurisdiction_share=share, window=window)
 
 
-orders._listeners.append(_parse.cache_clear)  # a newly registered name parses at once
+orders.on_register(_parse.cache_clear)  # a newly registered name parses at once
 
 
 def _codes(value: Iterable[str] | str | None, *, upper: bool) -> frozenset[str] | None:
