@@ -12,14 +12,14 @@ immutable, and :meth:`Plan.to_dict` gives a JSON-safe dict for the ledger and tr
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from hybridstack.catalog.models import Deployment
 
-__all__ = ["Candidate", "Plan"]
+__all__ = ["Candidate", "Exclusions", "Plan"]
 
 
 #: A reason as the router stores it: final text, or ``(template, args)`` formatted on
@@ -163,21 +163,56 @@ class Candidate:
         )
 
 
+class Exclusions(Mapping[str, str]):
+    """deployment id -> why it is not in the plan: the request's own exclusions over the
+    route's static ones, layered rather than copied (a plan over a catalog of thousands
+    of deployments must not copy thousands of reasons). Read-only; ``dict(...)`` copies."""
+
+    __slots__ = ("_base", "_extra")
+
+    def __init__(self, base: Mapping[str, str], extra: Mapping[str, str]) -> None:
+        self._base = base
+        self._extra = extra
+
+    def __getitem__(self, dep_id: str) -> str:
+        why = self._extra.get(dep_id)
+        return why if why is not None else self._base[dep_id]
+
+    def __contains__(self, dep_id: object) -> bool:
+        return dep_id in self._extra or dep_id in self._base
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._base
+        base = self._base
+        for dep_id in self._extra:
+            if dep_id not in base:
+                yield dep_id
+
+    def __len__(self) -> int:
+        base = self._base
+        return len(base) + sum(1 for k in self._extra if k not in base)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
+
 @dataclass(frozen=True, slots=True, repr=False)
 class Plan:
     """An ordered list of deployments to try, plus every exclusion and its reason."""
 
-    skill: str
+    #: The skill routed for; None when ``model=`` pinned the route and no skill was given.
+    skill: str | None
     data_class: str
     #: The policy in its canonical string form ("weighted", "cheapest+diversified" …).
     policy: str
     candidates: tuple[Candidate, ...]
-    #: deployment id -> why it is not in ``candidates``.
-    excluded: dict[str, str] = field(default_factory=dict)
+    #: deployment id -> why it is not in ``candidates`` (a read-only mapping).
+    excluded: Mapping[str, str] = field(default_factory=dict)
     #: Jurisdictions this request may go to; None means any (less explicit denials).
     allowed_jurisdictions: tuple[str, ...] | None = None
     #: The router's seed and this plan's index in its draw sequence: together they
-    #: re-derive the weighted draws (``Router(seed=s).plan(..., draw_index=i)``).
+    #: re-derive the weighted draws (``Router(seed=s).plan(..., draw_index=i)``). A plan
+    #: drawn for a ``route_key`` has no draw index: the seed and the key re-derive it.
     seed: int | None = None
     draw_index: int | None = None
     #: deployment id -> the uniform draw u in (0, 1) used for the weighted order.
@@ -196,6 +231,8 @@ class Plan:
     token_counts: dict[str, int] = field(default_factory=dict)
     #: The moment the expected costs were priced at (time-of-day prices); replay reuses it.
     priced_at: datetime | None = None
+    #: The call's stable identity the weighted draw was keyed on (None: ``draw_index``).
+    route_key: str | None = None
 
     # --- convenience -------------------------------------------------------------------
 
@@ -236,6 +273,7 @@ class Plan:
             "home_jurisdiction": self.home_jurisdiction,
             "seed": self.seed,
             "draw_index": self.draw_index,
+            "route_key": self.route_key,
             "draws": dict(self.draws),
             "estimated_prompt_tokens": self.estimated_prompt_tokens,
             "estimated_output_tokens": self.estimated_output_tokens,
@@ -267,12 +305,18 @@ class Plan:
         allowed = (
             "any" if self.allowed_jurisdictions is None else ", ".join(self.allowed_jurisdictions)
         )
-        head = f"Plan for skill {self.skill!r}, data class {self.data_class!r} (allowed: {allowed})"
-        if self.model:
-            head += f", model {self.model!r}"
+        where = f"data class {self.data_class!r} (allowed: {allowed})"
+        if self.skill is None:
+            head = f"Plan for model {self.model!r}, {where}"
+        else:
+            head = f"Plan for skill {self.skill!r}, {where}"
+            if self.model:
+                head += f", model {self.model!r}"
         lines = [head]
         policy = f"policy {self.policy}"
-        if self.seed is not None:
+        if self.route_key is not None:
+            policy += f" (seed {self.seed}, route key {self.route_key!r})"
+        elif self.seed is not None:
             policy += f" (seed {self.seed}, draw #{self.draw_index})"
         lines.append(policy)
         method = f" ({self.token_method})" if self.token_method else ""

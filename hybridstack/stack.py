@@ -318,9 +318,12 @@ class Stack:
             where = f"{field}: " if field else ""
             raise InvalidRequestError(f"invalid request: {where}{problem}", field=field) from None
 
-    def _skill_of(self, request: ChatRequest, skill: str | None) -> str:
-        """The skill, without awaiting anything (route(), and the sync classifier case)."""
-        if skill is not None:
+    def _skill_of(
+        self, request: ChatRequest, skill: str | None, model: str | None = None
+    ) -> str | None:
+        """The skill, without awaiting anything (route(), and the sync classifier case).
+        None when ``model=`` pins the route: no classifier runs for a skill nobody reads."""
+        if skill is not None or model is not None:
             return skill
         classifier = self.skill_classifier
         text = _classified_text(request)
@@ -348,7 +351,7 @@ class Stack:
             )
         return _skill_name(result, classifier)
 
-    async def _skill_of_async(self, request: ChatRequest, skill: str | None) -> str:
+    async def _skill_of_async(self, request: ChatRequest, skill: str | None) -> str | None:
         """The skill for complete()/stream(): awaits an async classifier."""
         if skill is not None or not self._classifier_is_async:
             return self._skill_of(request, skill)
@@ -369,11 +372,23 @@ class Stack:
         policy: str | Policy | None = None,
         constraints: RouteConstraints | None = None,
         stream: bool = False,
+        route_key: str | None = None,
         **request_fields: Any,
     ) -> Plan:
-        """The plan for a request, without calling any model (explains the decision)."""
+        """The plan for a request, without calling any model (explains the decision).
+
+        With the ``route_key`` the call will use, it is the plan that call executes.
+        """
         _, plan = self._prepare(
-            messages, skill, data_class, model, policy, constraints, stream, request_fields
+            messages,
+            skill,
+            data_class,
+            model,
+            policy,
+            constraints,
+            stream,
+            request_fields,
+            route_key=route_key,
         )
         return plan
 
@@ -396,6 +411,8 @@ class Stack:
         constraints: RouteConstraints | None,
         stream: bool,
         request_fields: Mapping[str, Any],
+        *,
+        route_key: str | None = None,
     ) -> tuple[ChatRequest, Plan]:
         # One path from loose arguments to (request, plan) for route, complete and stream.
         request = self.build_request(messages, **request_fields)
@@ -403,24 +420,29 @@ class Stack:
             _check_constraint_names(self.catalog, constraints, "constraints", InvalidRequestError)
         plan = self.router.plan(
             request,
-            skill=self._skill_of(request, skill),
+            skill=self._skill_of(request, skill, model),
             data_class=data_class,
             model=model,
             policy=policy,
             constraints=constraints,
             stream=stream,
+            route_key=route_key,
         )
         return request, plan
 
     async def _prepare_async(
-        self, messages: MessagesInput | ChatRequest, skill: str | None, *rest: Any
+        self,
+        messages: MessagesInput | ChatRequest,
+        skill: str | None,
+        *rest: Any,
+        route_key: str | None = None,
     ) -> tuple[ChatRequest, Plan]:
         """:meth:`_prepare` (same arguments) after awaiting an async skill classifier."""
-        if skill is None and self._classifier_is_async:
+        if skill is None and self._classifier_is_async and rest[1] is None:  # rest[1]: model
             request = self.build_request(messages, **rest[-1])  # rest[-1]: request_fields
             skill = await self._skill_of_async(request, None)
             messages = request
-        return self._prepare(messages, skill, *rest)
+        return self._prepare(messages, skill, *rest, route_key=route_key)
 
     def _execution(
         self,
@@ -455,26 +477,38 @@ class Stack:
         run_id: str | None = None,
         metadata: Mapping[str, str] | None = None,
         on_event: Callable[[ExecutionEvent], None] | None = None,
+        route_key: str | None = None,
     ) -> ChatResponse:
-        """Route, run with fail-over, record, and return the first good answer."""
-        request, plan = await self._prepare_async(
-            messages,
-            skill,
-            data_class,
-            model,
-            policy,
-            constraints,
-            False,
-            {
-                "tools": tools,
-                "tool_choice": tool_choice,
-                "response_schema": response_schema,
-                "max_tokens": max_tokens,
-                "temperature": temperature,
-                "stop": stop,
-                "metadata": metadata,
-            },
-        )
+        """Route, run with fail-over, record, and return the first good answer.
+
+        ``route_key`` is the call's stable identity (see :meth:`Router.plan`): the same
+        key gets the same weighted order, so ``route(..., route_key=k)`` shows this plan.
+        """
+        try:
+            request, plan = await self._prepare_async(
+                messages,
+                skill,
+                data_class,
+                model,
+                policy,
+                constraints,
+                False,
+                {
+                    "tools": tools,
+                    "tool_choice": tool_choice,
+                    "response_schema": response_schema,
+                    "max_tokens": max_tokens,
+                    "temperature": temperature,
+                    "stop": stop,
+                    "metadata": metadata,
+                },
+                route_key=route_key,
+            )
+        except Exception:
+            # Every way out of a call awaits at least once, routing errors (NoRouteError)
+            # too: a caller retrying a call that cannot route must not starve the loop.
+            await asyncio.sleep(0)
+            raise
         try:
             return await self.executor.execute(
                 plan, request, **self._execution(budget, run_id, on_event)
@@ -504,6 +538,7 @@ class Stack:
         run_id: str | None = None,
         metadata: Mapping[str, str] | None = None,
         on_event: Callable[[ExecutionEvent], None] | None = None,
+        route_key: str | None = None,
     ) -> AsyncIterator[StreamEvent]:
         """Stream the reply: ``async for event in stack.stream(...)``.
 
@@ -524,12 +559,28 @@ class Stack:
             "stop": stop,
             "metadata": metadata,
         }
-        if skill is None and self._classifier_is_async:
+        if skill is None and model is None and self._classifier_is_async:
             return self._stream_after_classifying(
-                messages, data_class, model, policy, constraints, fields, budget, run_id, on_event
+                messages,
+                data_class,
+                policy,
+                constraints,
+                fields,
+                budget,
+                run_id,
+                on_event,
+                route_key,
             )
         request, plan = self._prepare(
-            messages, skill, data_class, model, policy, constraints, True, fields
+            messages,
+            skill,
+            data_class,
+            model,
+            policy,
+            constraints,
+            True,
+            fields,
+            route_key=route_key,
         )
         # Returned as is, not re-yielded: every extra generator layer costs per event.
         events = self.executor.stream(plan, request, **self._execution(budget, run_id, on_event))
@@ -595,18 +646,30 @@ class Stack:
         self,
         messages: MessagesInput | ChatRequest,
         data_class: str,
-        model: str | None,
         policy: str | Policy | None,
         constraints: RouteConstraints | None,
         fields: Mapping[str, Any],
         budget: Budget | None,
         run_id: str | None,
         on_event: Callable[[ExecutionEvent], None] | None,
+        route_key: str | None,
     ) -> AsyncIterator[StreamEvent]:
         # stream() cannot await; this generator awaits the classifier on first iteration.
-        request, plan = await self._prepare_async(
-            messages, None, data_class, model, policy, constraints, True, fields
-        )
+        try:
+            request, plan = await self._prepare_async(
+                messages,
+                None,
+                data_class,
+                None,
+                policy,
+                constraints,
+                True,
+                fields,
+                route_key=route_key,
+            )
+        except Exception:
+            await asyncio.sleep(0)  # as in complete(): every way out awaits
+            raise
         events = self.executor.stream(plan, request, **self._execution(budget, run_id, on_event))
         if _only_keyless(plan):
             events = self._explain_silence(events, plan)

@@ -155,3 +155,13 @@ def test_bench_redaction_quick() -> None:
     for key in ("adjacent_cases", "adjacent_leaks", "fuzz_cases", "fuzz_leaks", "ordinary_changed"):
         assert isinstance(final[key], int), key
     assert number(final["kb_per_s"])
+
+
+def test_bench_routing_quick() -> None:
+    lines, final = run_bench("bench_routing.py", "--quick")
+    assert final["deployments"] == [10, 100]
+    for key in ("stack_build_ms", "pinned_plan_us", "route_model_us", "skill_plan_us"):
+        assert set(final[key]) == {"10", "100"}, key
+        assert all(number(v) and v > 0 for v in final[key].values()), key
+    assert all(isinstance(v, bool) for v in final["targets"].values())
+    assert any(line.startswith("bench_routing:") for line in lines[:-1])  # the table's title

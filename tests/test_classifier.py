@@ -460,5 +460,9 @@ def test_cue_needles_are_sound() -> None:
                 if cue.needles and cue.pattern.search(subject):
                     assert any(n in subject for n in cue.needles), (cue.reason, subject)
         low = text.lower()
-        for gated in (code._CODE_ASK_RE, code._FOREIGN_CODE_LATIN_RE, code._FOREIGN_INTENT_LATIN_RE):
+        for gated in (
+            code._CODE_ASK_RE,
+            code._FOREIGN_CODE_LATIN_RE,
+            code._FOREIGN_INTENT_LATIN_RE,
+        ):
             assert bool(gated.pattern.search(low)) == bool(gated.search(low))

@@ -164,6 +164,9 @@ def test_sovereign_brief_keeps_personal_data_in_eu_or_local():
 def test_sovereign_brief_check_fails_when_rules_let_personal_data_out(capsys):
     module = load("sovereign_research_brief.py")
     module.RULES = hs.DataClassRules({"personal": "*"})  # a misconfiguration
+    # The EU is down and the requirement is the EU alone: whichever deployment the seeded
+    # draw picks, the personal subtask is answered outside the zone, so the check fails.
+    module.PERSONAL_ZONES = ("EU",)
     assert asyncio.run(module.run(offline=True)) == 1
     assert "SOVEREIGNTY VIOLATION: personal data sent to" in capsys.readouterr().out
 

@@ -16,7 +16,7 @@ from hybridstack.graph.planner import Planner, PlanResult
 from hybridstack.graph.ports import AgentStack, EventCallback
 from hybridstack.graph.prompts import Messages
 from hybridstack.graph.records import call_record
-from hybridstack.graph.subtasks import EmptyTaskError, PlanValidationError, TaskPlan
+from hybridstack.graph.subtasks import EmptyTaskError, PlanValidationError, TaskPlan, call_route_key
 from hybridstack.routing.skills.vocabulary import SKILLS
 
 __all__ = ["LLMPlanner"]
@@ -110,6 +110,7 @@ class LLMPlanner:
                     run_id=run_id,
                     metadata={"stage": "plan"},
                     on_event=on_event,
+                    route_key=call_route_key(task, None, f"plan:{attempt}"),
                 )
             except ConfigurationError:
                 # A wrong set-up (unknown data class, bad route) is the user's to fix,

@@ -50,6 +50,7 @@ from hybridstack.graph.subtasks import (
     LeaseLostError,
     Subtask,
     TaskPlan,
+    call_route_key,
 )
 from hybridstack.routing.skills.language import detect_language, is_mostly_english, language_name
 from hybridstack.routing.sovereignty import strictest_data_class
@@ -402,6 +403,7 @@ class AgentNodes:
                     model=subtask.model,
                     run_id=run_id,
                     metadata={"subtask": subtask.id, "stage": "work"},
+                    route_key=call_route_key(state["task"], subtask.id, "work"),
                 )
         except LeaseLostError:
             raise  # another run took the thread over: stop, this is no failed subtask
@@ -571,6 +573,7 @@ class AgentNodes:
                 data_class=data_class,
                 run_id=run_id,
                 metadata={"stage": "synthesize"},
+                route_key=call_route_key(task, None, "synthesize"),
             )
         except HybridStackError as error:
             # The subtasks' work is done and paid for; a failed synthesis should not

@@ -70,6 +70,7 @@ class AgentStack(Protocol):
         run_id: str | None = None,
         metadata: Mapping[str, str] | None = None,
         on_event: EventCallback | None = None,
+        route_key: str | None = None,
     ) -> ChatResponse: ...
 
     def stream(
@@ -89,6 +90,7 @@ class AgentStack(Protocol):
         run_id: str | None = None,
         metadata: Mapping[str, str] | None = None,
         on_event: EventCallback | None = None,
+        route_key: str | None = None,
     ) -> AsyncIterator[StreamEvent]: ...
 
     def route(
@@ -98,6 +100,7 @@ class AgentStack(Protocol):
         skill: str | None = None,
         data_class: str = "public",
         model: str | None = None,
+        route_key: str | None = None,
     ) -> Plan: ...
 
     def allowed_jurisdictions(self, data_class: str) -> frozenset[str] | None:

@@ -11,7 +11,12 @@ from typing import Any
 from hybridstack.errors import NoRouteError
 from hybridstack.graph.ports import AgentStack
 from hybridstack.graph.prompts import worker_messages
-from hybridstack.graph.subtasks import PlanValidationError, TaskPlan, UnroutableSubtaskError
+from hybridstack.graph.subtasks import (
+    PlanValidationError,
+    TaskPlan,
+    UnroutableSubtaskError,
+    call_route_key,
+)
 from hybridstack.routing.sovereignty import strictest_data_class
 
 __all__ = ["check_routes", "effective_data_classes"]
@@ -54,8 +59,13 @@ def check_routes(stack: AgentStack, plan: TaskPlan, task: str) -> dict[str, dict
     for s in plan:
         data_class = s.data_class or "public"
         try:
+            # Drawn under the key its worker uses, so it is the route the worker takes.
             route = stack.route(
-                worker_messages(task, s, {}), skill=s.skill, data_class=data_class, model=s.model
+                worker_messages(task, s, {}),
+                skill=s.skill,
+                data_class=data_class,
+                model=s.model,
+                route_key=call_route_key(task, s.id, "work"),
             )
         except NoRouteError as error:
             raise UnroutableSubtaskError(

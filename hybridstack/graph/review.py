@@ -23,7 +23,7 @@ from hybridstack.errors import HybridStackError
 from hybridstack.graph.ports import AgentStack, EventCallback
 from hybridstack.graph.records import call_record
 from hybridstack.graph.state import ReviewRecord, SubtaskRecord
-from hybridstack.graph.subtasks import Subtask
+from hybridstack.graph.subtasks import Subtask, call_route_key
 
 __all__ = ["ReviewVerdict", "compile_errors", "python_blocks", "review_code", "reviewer_families"]
 
@@ -117,6 +117,7 @@ async def review_code(
             run_id=run_id,
             metadata={"subtask": subtask.id, "stage": "review"},
             on_event=on_event,
+            route_key=call_route_key(subtask.instruction, subtask.id, "review"),
         )
         calls.append(call_record("review", response, subtask.id))
         review.reviewer = response.deployment
@@ -155,6 +156,7 @@ async def review_code(
             run_id=run_id,
             metadata={"subtask": subtask.id, "stage": "revise"},
             on_event=on_event,
+            route_key=call_route_key(subtask.instruction, subtask.id, "revise"),
         )
     except HybridStackError as error:
         calls.append(_failed_call("revise", subtask.id, error))

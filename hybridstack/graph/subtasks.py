@@ -364,3 +364,16 @@ def _mermaid_label(text: str) -> str:
 
 #: A plan as callers give one: a TaskPlan, or subtasks (models or dicts) in order.
 PlanInput = TaskPlan | Sequence[Subtask | Mapping[str, Any]]
+
+
+def call_route_key(task: str, subtask_id: str | None, stage: str) -> str:
+    """The stable identity of one agent call, for the stack's ``route_key=``.
+
+    The task text, the subtask and the stage (``work``, ``plan:0``, ``synthesize`` …): the
+    same seeded run replays the same routes whatever the concurrency, and the route
+    preflight shows for a subtask is the one its worker draws.
+    """
+    import hashlib
+
+    digest = hashlib.blake2b(task.encode(), digest_size=8).hexdigest()
+    return f"task-{digest}/{subtask_id or '-'}/{stage}"

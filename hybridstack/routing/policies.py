@@ -1,7 +1,8 @@
 """Policies (how to order allowed deployments) and route constraints (which are allowed).
 
 A policy composes in a fixed order: **constraints** filter (sovereignty first), then the
-**primary order**, then the optional **jurisdiction cap**, then **health**::
+**primary order** (a value: see :mod:`hybridstack.routing.orders`), then the optional
+**jurisdiction cap**, then **health**. The built-in orders::
 
     weighted    weighted random order (Efraimidis-Spirakis keys u ** (1 / weight)) from a
                 seeded, recorded draw; the default: it spreads traffic across regions
@@ -15,7 +16,9 @@ A policy composes in a fixed order: **constraints** filter (sovereignty first), 
 
 Strings parse: ``"weighted"``, ``"cheapest"``, ``"fastest"``, ``"diversified"``,
 ``"cheapest+diversified"``, ``"fastest+diversified:0.3"``, ``"diversified:0.4:200"``
-(cap 0.4 over the last 200 calls).
+(cap 0.4 over the last 200 calls), and the name of any order given to
+:func:`~hybridstack.routing.orders.register_order`. ``Policy(primary=order)`` takes an
+order object itself, registered or not.
 
 Jurisdiction cap: a jurisdiction whose share of the last ``window`` recorded calls is at
 or over ``max_jurisdiction_share`` moves behind every other candidate. It is **not**
@@ -25,16 +28,19 @@ excluded: it stays as a fall-back (sovereignty is the only thing that excludes).
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from hybridstack.errors import ConfigurationError
+from hybridstack.routing import orders
+from hybridstack.routing.orders import Order
 
 __all__ = ["PRIMARY_POLICIES", "Policy", "RouteConstraints"]
 
-Primary = Literal["weighted", "cheapest", "fastest"]
-PRIMARY_POLICIES: tuple[str, ...] = ("weighted", "cheapest", "fastest")
+#: The built-in orders' names (every registered name parses too).
+PRIMARY_POLICIES: tuple[str, ...] = orders.BUILTIN_ORDERS
 DEFAULT_CAP = 0.5
 DEFAULT_WINDOW = 100
 
@@ -44,21 +50,26 @@ class Policy:
     """How the router orders the deployments that passed the constraints.
 
     Args:
-        primary: ``"weighted"``, ``"cheapest"`` or ``"fastest"``.
+        primary: an order: ``"weighted"``, ``"cheapest"``, ``"fastest"``, the name of a
+            registered order, or an :class:`~hybridstack.routing.orders.Order` object.
         max_jurisdiction_share: cap in (0, 1] on one jurisdiction's share of the last
             ``window`` calls; None = no cap.
         window: how many recent calls the cap looks at.
     """
 
-    primary: Primary = "weighted"
+    primary: str | Order = "weighted"
     max_jurisdiction_share: float | None = None
     window: int = DEFAULT_WINDOW
 
     def __post_init__(self) -> None:
-        if self.primary not in PRIMARY_POLICIES:
-            raise ConfigurationError(
-                f"unknown primary policy {self.primary!r}; use one of {', '.join(PRIMARY_POLICIES)}"
-            )
+        if isinstance(self.primary, str):
+            if self.primary not in orders.order_names():
+                raise ConfigurationError(
+                    f"unknown primary policy {self.primary!r}; use one of "
+                    f"{', '.join(orders.order_names())} (register_order() adds one)"
+                )
+        else:
+            orders.check_order(self.primary)
         share = self.max_jurisdiction_share
         if share is not None and not 0.0 < share <= 1.0:
             raise ConfigurationError(f"max_jurisdiction_share must be in (0, 1], got {share}")
@@ -69,28 +80,43 @@ class Policy:
     def diversified(self) -> bool:
         return self.max_jurisdiction_share is not None
 
+    @property
+    def order(self) -> Order:
+        """The order object (a registered name resolved)."""
+        primary = self.primary
+        return orders.get_order(primary) if isinstance(primary, str) else primary
+
+    @property
+    def order_name(self) -> str:
+        primary = self.primary
+        return primary if isinstance(primary, str) else primary.name
+
     @classmethod
-    def parse(cls, value: str | Policy | None) -> Policy:
-        """``"weighted"``, ``"cheapest+diversified"``, ``"diversified:0.3:200"`` … or a Policy."""
+    def parse(cls, value: str | Policy | Order | None) -> Policy:
+        """``"weighted"``, ``"cheapest+diversified"``, ``"diversified:0.3:200"`` …, a
+        Policy, or an order object (``Policy(primary=order)``)."""
         if value is None:
             return cls()
         if isinstance(value, Policy):
             return value
         if not isinstance(value, str):
+            if callable(getattr(value, "rank", None)):
+                return cls(primary=value)
             raise ConfigurationError(
-                f"policy must be a string or a Policy, got {type(value).__name__}"
+                f"policy must be a string, a Policy or an order, got {type(value).__name__}"
             )
         return _parse(value.strip().lower())
 
     def __str__(self) -> str:
+        name = self.order_name
         if self.max_jurisdiction_share is None:
-            return self.primary
+            return name
         cap = "diversified"
         if self.max_jurisdiction_share != DEFAULT_CAP or self.window != DEFAULT_WINDOW:
             cap += f":{self.max_jurisdiction_share:g}"
             if self.window != DEFAULT_WINDOW:
                 cap += f":{self.window}"
-        return cap if self.primary == "weighted" else f"{self.primary}+{cap}"
+        return cap if name == "weighted" else f"{name}+{cap}"
 
 
 @functools.lru_cache(maxsize=64)
@@ -98,13 +124,14 @@ def _parse(text: str) -> Policy:
     primary: str | None = None
     share: float | None = None
     window = DEFAULT_WINDOW
-    valid = "weighted, cheapest, fastest, diversified[:share[:window]] joined by '+'"
+    names = orders.order_names()
+    valid = f"{', '.join(names)}, diversified[:share[:window]] joined by '+'"
     if not text:
         raise ConfigurationError(f"empty policy; use one of: {valid}")
     for part in text.split("+"):
         part = part.strip()
         name, _, args = part.partition(":")
-        if name in PRIMARY_POLICIES:
+        if name in names:
             if args:
                 raise ConfigurationError(f"policy {name!r} takes no arguments (in {text!r})")
             if primary is not None and primary != name:
@@ -129,8 +156,10 @@ def _parse(text: str) -> Policy:
                     raise ConfigurationError(f"too many diversified arguments in {text!r}")
         else:
             raise ConfigurationError(f"unknown policy {part!r} in {text!r}; use: {valid}")
-    order = cast("Primary", primary or "weighted")  # one of PRIMARY_POLICIES, checked above
-    return Policy(primary=order, max_jurisdiction_share=share, window=window)
+    return Policy(primary=primary or "weighted", max_jurisdiction_share=share, window=window)
+
+
+orders.on_register(_parse.cache_clear)  # a newly registered name parses at once
 
 
 def _codes(value: Iterable[str] | str | None, *, upper: bool) -> frozenset[str] | None:
@@ -179,8 +208,18 @@ class RouteConstraints:
             raise ConfigurationError(
                 f"price_basis must be 'blended' or 'input', got {self.price_basis!r}"
             )
-        if self.max_price_per_mtok is not None and self.max_price_per_mtok < 0:
-            raise ConfigurationError("max_price_per_mtok must not be negative")
+        cap = self.max_price_per_mtok
+        if cap is not None:
+            if isinstance(cap, bool) or not isinstance(cap, int | float):
+                raise ConfigurationError(
+                    f"max_price_per_mtok must be a number of USD per 1M tokens, got {cap!r}"
+                )
+            # NaN compares False with everything: a NaN cap would exclude nothing, silently.
+            if not math.isfinite(cap) or cap < 0:
+                raise ConfigurationError(
+                    f"max_price_per_mtok must be a finite, non-negative USD amount per 1M "
+                    f"tokens, got {cap!r}; leave it unset (None) for no price cap"
+                )
         if self.min_context_window is not None and self.min_context_window < 1:
             raise ConfigurationError("min_context_window must be a positive number of tokens")
 

@@ -1,40 +1,30 @@
 """The router: request + skill + data class + policy + health -> :class:`Plan`.
 
-One plan per call, so the work is split in two:
+It runs the passes, each in its own module: **sources** (``model=``, a pinned route or
+the skill table -> ranked groups), **filters** (static ones cached per ``(skill, data
+class, model, call constraints)`` and rebuilt when the catalog, skill table or rules
+change; then the request's own needs), the policy's **order** (a value: see
+:mod:`hybridstack.routing.orders`), **reorder** (the jurisdiction cap, then health),
+and builds the :class:`Plan`. Health never re-admits an excluded deployment:
+sovereignty exclusions are final.
 
-* **static** (cached per ``(skill, data class, model, call constraints)``, rebuilt when
-  the catalog, skill table or rules change): resolve the skill table (or the pinned
-  route, or ``model=``) into ranked groups of deployments, and drop everything the
-  request cannot change: jurisdictions outside the data class (checked first, so the
-  sovereignty reason is the one recorded), disabled and retired deployments, allow/deny
-  lists, price caps, minimum context windows, required features.
-* **per request**: the request's own needs (context window for the estimated prompt +
-  ``max_tokens``; tools; structured output; streaming), API-key availability, then the
-  policy's order, the jurisdiction cap and health. That is sorting a handful of entries.
-
-Order of the plan: groups (families) in skill-table rank — for ``cheapest``, groups by
-their cheapest allowed deployment — and within a group the policy's order, so fail-over
-tries the same family in another region before another family. A jurisdiction over its
-cap then moves behind the rest, and deployments whose breaker is open move last. Health
-never re-admits an excluded deployment: sovereignty exclusions are final.
-
-Replay: the weighted draw of deployment ``d`` in plan number ``i`` of a router seeded
-``s`` is a pure function of ``(s, i, d.id)`` (SplitMix64), so the same seed and the same
-sequence of requests give the same plans, and one plan is re-derived from its recorded
-``seed`` and ``draw_index`` alone (:meth:`Router.replay`).
+Replay: the weighted draw of deployment ``d`` is a pure function of the router's seed,
+the call's identity and ``d.id`` (SplitMix64). The identity is the call's
+``route_key`` when it has one (the agent keys every call by task, subtask and stage, so
+the route shown before a run is the route its worker takes, whatever the concurrency),
+else the plan's number in the router's sequence (``draw_index``). A recorded plan is
+re-derived from its ``seed`` and key or index alone (:meth:`Router.replay`).
 
 Diversification window: by default the executor reports each *answered* call with
 :meth:`Router.record_choice` (the Stack wires it), so the window counts where traffic
-really went (every answered call counts, whatever its policy). A router used on its own
-can pass ``record_plans=True`` to count each plan's first candidate instead.
+really went. A router used on its own can pass ``record_plans=True`` to count each
+plan's first candidate instead.
 """
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import math
-import os
+import operator
 import random
 import threading
 from collections import deque
@@ -43,7 +33,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from hybridstack.catalog.catalog import Catalog
-from hybridstack.catalog.keys import ENVIRONMENT_KEYS
 from hybridstack.catalog.models import Deployment
 from hybridstack.errors import (
     ConfigurationError,
@@ -51,11 +40,23 @@ from hybridstack.errors import (
     SovereigntyError,
     UnknownModelError,
 )
-from hybridstack.plan import Candidate, Plan
+from hybridstack.plan import Candidate, Exclusions, Plan
+from hybridstack.routing.filters import (
+    RouteEntry,
+    StaticExclusions,
+    StaticRoute,
+    allowed_jurisdictions,
+    default_key_available,
+    request_filter,
+    static_reason,
+)
+from hybridstack.routing.orders import Order, OrderContext, draw_state
 from hybridstack.routing.policies import Policy, RouteConstraints
+from hybridstack.routing.reorder import ShareWindow, diversify, health_pass
 from hybridstack.routing.skills import SkillTable
+from hybridstack.routing.sources import CatalogIndex, parse_route_key, pinned_route, route_groups
 from hybridstack.routing.sovereignty import DataClassRules
-from hybridstack.tokens import TokenCount, TokenCounter, default_counter, tokenizer_for
+from hybridstack.tokens import TokenCounter, default_counter, tokenizer_for
 from hybridstack.types import ChatRequest
 
 if TYPE_CHECKING:  # the router only reads a tracker; it never imports resilience
@@ -66,180 +67,12 @@ __all__ = ["Router", "default_key_available"]
 HealthFn = Callable[[Deployment], str]
 KeyFn = Callable[[Deployment], bool]
 
-_M64 = (1 << 64) - 1
-_INV_2_53 = 1.0 / (1 << 53)
 _CACHE_LIMIT = 1024
+_row_key = operator.itemgetter(0)
 
-
-# Reason templates (formatted lazily by Candidate.reasons).
-_WEIGHTED = "weighted draw {0:.2f} (weight {1:g}, key {2:.2f})"
-_WEIGHT_ZERO = "weighted draw {0:.2f} (weight 0: fall-back only)"
-_CHEAPEST = "cheapest: {0} expected ({1:,} in + {2:,} out tokens)"
-_FASTEST = "fastest: EWMA {0:.0f} ms over {1} call(s)"
-_UNMEASURED = "fastest: not measured yet (optimistic prior 0 ms, explored first)"
 _SAME_REGION = "same family as first choice, other region ({0}, {1})"
 _SAME_HOST = "same family as first choice, other host ({0})"
-_CAPPED = (
-    "diversified: {0} had {1:.0%} of the last {2} calls (cap {3:.0%}): "
-    "moved behind other jurisdictions, kept as fall-back"
-)
-_BREAKER_OPEN = "breaker open: moved last"
-_HALF_OPEN = "breaker half-open: trial call allowed"
 _JSON_OBJECT = "structured output via json_object (the host does not enforce the schema)"
-
-
-def _row_key(row: list[Any]) -> Any:
-    return row[0]
-
-
-def _mix(x: int) -> int:
-    """SplitMix64 finaliser: a fast, well-distributed 64-bit hash of an integer."""
-    x = (x + 0x9E3779B97F4A7C15) & _M64
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _M64
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _M64
-    return x ^ (x >> 31)
-
-
-def _id_hash(text: str) -> int:
-    # Stable across processes (unlike hash()), so a recorded plan replays anywhere.
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
-
-
-def _usd(value: float) -> str:
-    if value <= 0:
-        return "$0"
-    decimals = max(2, 1 - math.floor(math.log10(value)))
-    return f"${value:.{decimals}f}"
-
-
-def _too_long(window: int, count: TokenCount, max_tokens: int | None) -> str:
-    how = "counted" if count.exact else "estimated"
-    prompt = f"~{count.tokens:,} prompt tokens {how} by {count.method}"
-    if max_tokens:
-        prompt += f" + {max_tokens:,} max_tokens"
-    return (
-        f"context window {window:,} < {count.tokens + (max_tokens or 0):,} tokens needed ({prompt})"
-    )
-
-
-def default_key_available(deployment: Deployment) -> bool:
-    """A key in code, no key needed (local), or the key variable set and non-empty."""
-    return ENVIRONMENT_KEYS.available(deployment)
-
-
-class _Entry:
-    """A deployment that passed the static filters, with what the hot path needs."""
-
-    __slots__ = (
-        "context_window",
-        "deployment",
-        "family",
-        "features",
-        "group",
-        "id",
-        "id_hash",
-        "index",
-        "jurisdiction",
-        "key_env",
-        "leaves_home",
-        "price",
-        "rank_reason",
-        "region",
-        "tokenizer",
-        "weight",
-    )
-
-    def __init__(self, deployment: Deployment, group: int, rank_reason: str, index: int) -> None:
-        self.deployment = deployment
-        self.id = deployment.id
-        self.family = deployment.family
-        self.region = deployment.region
-        self.jurisdiction = deployment.jurisdiction
-        self.group = group
-        self.rank_reason = rank_reason
-        self.index = index
-        self.id_hash = _id_hash(deployment.id)
-        self.weight = deployment.weight
-        # The variable the default key check reads (None: key in code, or none needed).
-        self.key_env = None if deployment.api_key is not None else deployment.api_key_env
-        # The one cost function (input-length tiers, time-of-day windows) prices the plan.
-        self.price = deployment.price
-        # The exact tokenizer of the family (None: the script-aware estimate).
-        self.tokenizer: str | None = None
-        self.context_window = 0
-        self.features: frozenset[str] = frozenset()
-        self.leaves_home = False
-
-
-class _Static:
-    __slots__ = ("allowed", "entries", "excluded", "home", "origin")
-
-    def __init__(
-        self,
-        entries: tuple[_Entry, ...],
-        excluded: dict[str, str],
-        allowed: tuple[str, ...] | None,
-        home: str | None,
-        origin: str,
-    ) -> None:
-        self.entries = entries
-        self.excluded = excluded
-        self.allowed = allowed
-        self.home = home
-        self.origin = origin
-
-
-class _ShareWindow:
-    """Counts of the last ``size`` recorded jurisdictions."""
-
-    __slots__ = ("counts", "ring")
-
-    def __init__(self, size: int, history: Sequence[str]) -> None:
-        self.ring: deque[str] = deque(maxlen=size)
-        self.counts: dict[str, int] = {}
-        for j in list(history)[-size:]:
-            self.add(j)
-
-    def add(self, jurisdiction: str) -> None:
-        ring = self.ring
-        if len(ring) == ring.maxlen:
-            old = ring[0]
-            self.counts[old] -= 1
-        ring.append(jurisdiction)
-        self.counts[jurisdiction] = self.counts.get(jurisdiction, 0) + 1
-
-
-def _ref_kind(ref: str, catalog: Catalog) -> str:
-    """``deployment`` (family@site), ``model`` (provider:model), ``family`` or ``site``."""
-    if "@" in ref:
-        return "deployment"
-    if ":" in ref:
-        return "model"
-    if ref in catalog.families:
-        return "family"
-    try:
-        catalog.family(ref)  # an alias
-    except UnknownModelError:
-        return "site"
-    return "family"
-
-
-def _route_key(key: str | tuple[str, str], rules: DataClassRules) -> tuple[str | None, str]:
-    if isinstance(key, tuple):
-        if len(key) != 2:
-            raise ConfigurationError(f"route key {key!r} must be (skill, data_class)")
-        skill, data_class = key
-    elif "/" in key:
-        skill, _, data_class = key.partition("/")
-    else:
-        skill, data_class = None, key
-    if data_class not in rules:
-        raise ConfigurationError(
-            f"route {key!r}: unknown data class {data_class!r}; known: {', '.join(rules.names)}. "
-            "Route keys are a data class ('personal') or 'skill/data_class' ('code/personal'); "
-            "use skill_table= for routes by skill alone"
-        )
-    return (skill.strip() if skill else None), data_class
 
 
 class Router:
@@ -249,7 +82,8 @@ class Router:
         catalog: families and deployments.
         skill_table: skill -> ranked families (:class:`SkillTable` or a dict).
         data_classes: data class -> allowed jurisdictions (:class:`DataClassRules` or dict).
-        policy: default policy (a string such as ``"cheapest+diversified"`` or a Policy).
+        policy: default policy (a string such as ``"cheapest+diversified"``, a Policy, or
+            an order object: see :mod:`hybridstack.routing.orders`).
         seed: seed of the weighted draws (random when None; always recorded in plans).
         constraints: :class:`RouteConstraints` (or dict) applied to every plan.
         health: ``(Deployment) -> "closed" | "open" | "half_open"``; open moves last.
@@ -271,7 +105,7 @@ class Router:
         *,
         skill_table: SkillTable | Mapping[str, Sequence[str]] | None = None,
         data_classes: DataClassRules | Mapping[str, Any] | None = None,
-        policy: str | Policy = "weighted",
+        policy: str | Policy | Order = "weighted",
         seed: int | None = None,
         constraints: RouteConstraints | Mapping[str, Any] | None = None,
         health: HealthFn | None = None,
@@ -296,17 +130,18 @@ class Router:
         self._routes: dict[tuple[str | None, str], tuple[str, ...]] = {}
         for key, refs in (routes or {}).items():
             refs = [refs] if isinstance(refs, str) else list(refs)
-            self._routes[_route_key(key, self._rules)] = tuple(r.strip() for r in refs)
+            self._routes[parse_route_key(key, self._rules)] = tuple(r.strip() for r in refs)
         self.default_output_tokens = default_output_tokens
         self.record_plans = record_plans
         self.token_counter = token_counter or default_counter
         #: Warnings from the last :meth:`validate` (routes with no allowed deployment …).
         self.warnings: list[str] = []
         self._draws = itertools.count()
-        self._cache: dict[tuple[Any, ...], _Static] = {}
+        self._cache: dict[tuple[Any, ...], StaticRoute] = {}
+        self._index: CatalogIndex | None = None
         self._lock = threading.Lock()
         self._history: deque[str] = deque(maxlen=10_000)
-        self._windows: dict[int, _ShareWindow] = {}
+        self._windows: dict[int, ShareWindow] = {}
 
     # --- configuration (setting any of these drops the static cache) ------------------
 
@@ -317,6 +152,7 @@ class Router:
     @catalog.setter
     def catalog(self, value: Catalog) -> None:
         self._catalog = value
+        self._index = None
         self._cache.clear()
 
     @property
@@ -351,225 +187,80 @@ class Router:
         return {(f"{s}/{d}" if s else d): refs for (s, d), refs in self._routes.items()}
 
     def clear_cache(self) -> None:
+        self._index = None
         self._cache.clear()
 
     # --- static part ---------------------------------------------------------------------
 
-    def _route_refs(self, skill: str, data_class: str) -> tuple[str, tuple[str, ...]] | None:
-        refs = self._routes.get((skill, data_class))
-        if refs is not None:
-            return f"route {skill}/{data_class}", refs
-        refs = self._routes.get((None, data_class))
-        if refs is not None:
-            return f"route {data_class}", refs
-        return None
-
-    def _groups(
-        self, skill: str, data_class: str, model: str | None
-    ) -> tuple[list[tuple[str, list[Deployment]]], str, Callable[[Deployment], str]]:
-        """Ranked groups ``[(rank reason, deployments)]``, the origin, and why others are out."""
-        catalog = self._catalog
-        if model is not None:
-            deployments = catalog.resolve(model)  # UnknownModelError with "did you mean"
-            return (
-                [(f"model {model!r} requested", list(deployments))],
-                f"model {model}",
-                lambda _dep: f"not named by model {model!r}",
-            )
-        route = self._route_refs(skill, data_class)
-        fallbacks: list[tuple[str, float]] = []
-        if route is not None:
-            origin, refs = route
-            unlisted = lambda _dep: f"not in {origin}"  # noqa: E731
-        else:
-            table = self._skill_table
-            if skill not in table and not any(
-                skill in fam.skills for fam in catalog.families.values()
-            ):
-                known = ", ".join(table.known_skills(catalog))
-                raise ConfigurationError(
-                    f"unknown skill {skill!r}; known skills: {known}. Add it with "
-                    f"skill_table={{{skill!r}: ['family', ...]}} or a catalog skill strength"
-                )
-            origin = f"skill {skill}"
-            refs = table.ranked(skill)
-            fallbacks = table.fallbacks(skill, catalog)
-            unlisted = lambda dep: f"family {dep.family} not ranked for skill {skill!r}"  # noqa: E731
-        groups: list[tuple[str, list[Deployment]]] = []
-        for ref in refs:
-            try:
-                deployments = catalog.resolve(ref)
-            except UnknownModelError:
-                continue  # defaults name families a catalog may not have; validate() warns
-            if not deployments:
-                continue
-            rank = len(groups) + 1
-            kind = _ref_kind(ref, catalog)
-            if kind == "deployment":
-                what = f"pinned deployment {ref}"
-            elif kind == "model":
-                what = f"model {ref}"
-            elif kind == "site":
-                what = f"pinned site {ref}"
-            else:
-                what = f"family {deployments[0].family}"
-            groups.append((f"{origin}: {what} ranked {rank}", list(deployments)))
-        for family, strength in fallbacks:
-            deployments = catalog.deployments_of(family)
-            if deployments:
-                rank = len(groups) + 1
-                groups.append(
-                    (
-                        f"{origin}: family {family} ranked {rank} "
-                        f"(fallback by catalog strength {strength:.2f})",
-                        list(deployments),
-                    )
-                )
-        return groups, origin, unlisted
-
-    def _static_reason(
-        self,
-        dep: Deployment,
-        context_window: int,
-        features: frozenset[str],
-        allowed: frozenset[str] | None,
-        data_class: str,
-        constraints: Sequence[RouteConstraints],
-    ) -> str | None:
-        j = dep.jurisdiction
-        if allowed is not None and j not in allowed:
-            return (
-                f"jurisdiction {j} not allowed for data class {data_class!r} "
-                f"(allowed: {self._rules.describe(data_class)})"
-            )
-        if not dep.enabled:
-            return "disabled in the catalog (enabled = false)"
-        if dep.retired:
-            return "retired: the host no longer serves this model"
-        for c in constraints:
-            if c.allow_jurisdictions is not None and j not in c.allow_jurisdictions:
-                listed = ", ".join(sorted(c.allow_jurisdictions))
-                return f"jurisdiction {j} not in allowed jurisdictions ({listed})"
-            if j in c.deny_jurisdictions:
-                return f"jurisdiction {j} is denied"
-            if c.allow_operators is not None and dep.operator not in c.allow_operators:
-                listed = ", ".join(sorted(c.allow_operators))
-                return f"operator {dep.operator} not in allowed operators ({listed})"
-            if dep.operator in c.deny_operators:
-                return f"operator {dep.operator} is denied"
-            if (
-                c.allow_deployments is not None
-                and dep.id not in c.allow_deployments
-                and dep.family not in c.allow_deployments
-            ):
-                return f"not in allowed deployments ({', '.join(sorted(c.allow_deployments))})"
-            if dep.id in c.deny_deployments:
-                return f"deployment {dep.id} is denied"
-            if dep.family in c.deny_deployments:
-                return f"family {dep.family} is denied"
-            if c.max_price_per_mtok is not None:
-                # A short prompt's rates at the dearest hour: what any request may pay.
-                p = dep.price.rates()
-                if c.price_basis == "input":
-                    price, basis = p.input_per_mtok, "input"
-                else:
-                    price = (3 * p.input_per_mtok + p.output_per_mtok) / 4
-                    basis = "blended 3:1 input:output"
-                if price > c.max_price_per_mtok:
-                    return (
-                        f"price {_usd(price)}/1M tokens ({basis}) over the maximum "
-                        f"{_usd(c.max_price_per_mtok)}/1M"
-                    )
-            if c.min_context_window is not None and context_window < c.min_context_window:
-                return (
-                    f"context window {context_window:,} below the required minimum "
-                    f"{c.min_context_window:,}"
-                )
-            missing = c.require_features - features
-            if missing:
-                return f"lacks required feature(s): {', '.join(sorted(missing))}"
-        return None
-
-    def _allowed_jurisdictions(
-        self, data_class: str, constraints: Sequence[RouteConstraints]
-    ) -> tuple[str, ...] | None:
-        allowed = self._rules.allowed(data_class)
-        denied: set[str] = set()
-        for c in constraints:
-            if c.allow_jurisdictions is not None:
-                allowed = (
-                    c.allow_jurisdictions if allowed is None else allowed & c.allow_jurisdictions
-                )
-            denied |= c.deny_jurisdictions
-        if allowed is None:
-            return None
-        return tuple(sorted(allowed - denied))
+    def _catalog_index(self) -> CatalogIndex:
+        index = self._index
+        if index is None or index.catalog is not self._catalog:
+            index = self._index = CatalogIndex(self._catalog)
+        return index
 
     def _build(
         self,
-        skill: str,
+        skill: str | None,
         data_class: str,
         model: str | None,
         call_constraints: RouteConstraints | None,
-    ) -> _Static:
+    ) -> StaticRoute:
         rules = self._rules
         allowed = rules.allowed(data_class)  # unknown class -> UnknownDataClassError
-        home = rules.home(data_class)
         constraints = [
             c for c in (self._constraints, call_constraints) if c is not None and not c.empty
         ]
-        groups, origin, unlisted = self._groups(skill, data_class, model)
+        index = self._catalog_index()
+        groups, origin, unlisted = route_groups(
+            index, self._skill_table, self._routes, skill or "general", data_class, model
+        )
         families = self._catalog.families
+        position = index.position
         reasons: dict[str, str] = {}
-        entries: list[_Entry] = []
+        entries: list[RouteEntry] = []
         placed: set[str] = set()
-        order = {dep_id: i for i, dep_id in enumerate(self._catalog.deployments)}
         for group_index, (rank_reason, deployments) in enumerate(groups):
             for dep in deployments:
-                if dep.id in placed:
+                dep_id = dep.id
+                if dep_id in placed:
                     continue
-                placed.add(dep.id)
+                placed.add(dep_id)
                 family = families.get(dep.family)
                 if family is None:
-                    reasons[dep.id] = f"family {dep.family} is not in the catalog"
+                    reasons[dep_id] = f"family {dep.family} is not in the catalog"
                     continue
                 context_window = dep.context_window or family.context_window
                 features = dep.features if dep.features is not None else family.features
-                why = self._static_reason(
-                    dep, context_window, features, allowed, data_class, constraints
+                why = static_reason(
+                    dep, context_window, features, allowed, data_class, constraints, rules
                 )
                 if why is not None:
-                    reasons[dep.id] = why
+                    reasons[dep_id] = why
                     continue
-                entry = _Entry(dep, group_index, rank_reason, order.get(dep.id, len(order)))
+                entry = RouteEntry(
+                    dep, group_index, rank_reason, position.get(dep_id, len(position))
+                )
                 entry.context_window = context_window
                 entry.features = features
                 entry.tokenizer = tokenizer_for(family.name, family.vendor)
                 entry.leaves_home = rules.leaves_home(data_class, dep.jurisdiction)
                 entries.append(entry)
-        excluded: dict[str, str] = {}
-        for dep_id, dep in self._catalog.deployments.items():
-            if dep_id in reasons:
-                excluded[dep_id] = reasons[dep_id]
-            elif dep_id not in placed:
-                excluded[dep_id] = unlisted(dep)
-        for dep_id, why in reasons.items():  # model= may name deployments outside the mapping
-            excluded.setdefault(dep_id, why)
-        return _Static(
+        kept = frozenset(e.id for e in entries)
+        return StaticRoute(
             tuple(entries),
-            excluded,
-            self._allowed_jurisdictions(data_class, constraints),
-            home,
+            StaticExclusions(self._catalog.deployments, reasons, kept, unlisted),
+            allowed_jurisdictions(rules, data_class, constraints),
+            rules.home(data_class),
             origin,
         )
 
     def _static(
         self,
-        skill: str,
+        skill: str | None,
         data_class: str,
         model: str | None,
         call_constraints: RouteConstraints | None,
-    ) -> _Static:
+    ) -> StaticRoute:
         key = (skill, data_class, model, call_constraints)
         static = self._cache.get(key)
         if static is None:
@@ -587,12 +278,13 @@ class Router:
         *,
         skill: str | None = "general",
         data_class: str = "public",
-        policy: str | Policy | None = None,
+        policy: str | Policy | Order | None = None,
         constraints: RouteConstraints | Mapping[str, Any] | None = None,
         model: str | None = None,
         stream: bool = False,
         draw_index: int | None = None,
         at: datetime | None = None,
+        route_key: str | None = None,
     ) -> Plan:
         """The ordered deployments to try for ``request``.
 
@@ -600,68 +292,39 @@ class Router:
         estimated per script; the plan says which) for the context-window check and the
         expected cost, which is priced at ``at`` (default: now) for time-of-day prices.
 
+        ``route_key`` is the call's stable identity (``"run-7/s1/work"``): the weighted
+        draw then depends on the seed and the key alone, so the same key gets the same
+        order whenever it is planned, and ``stack.route(..., route_key=k)`` shows what
+        ``stack.complete(..., route_key=k)`` will try. Without one the draw takes the
+        next number of the router's sequence (``draw_index``). ``skill=None`` with
+        ``model=`` records no skill (the model pins the route).
+
         Raises:
             NoRouteError: nothing is left after the constraints (``exclusions`` says why).
             UnknownDataClassError / ConfigurationError: unknown data class or skill.
             UnknownModelError: ``model=`` names nothing in the catalog.
         """
-        if draw_index is None:
+        if route_key is not None:
+            if not isinstance(route_key, str) or not route_key.strip():
+                raise ConfigurationError(
+                    f"route_key must be a non-empty str (the call's stable identity, e.g. "
+                    f"'run-7/s1/work'), got {route_key!r}"
+                )
+            draw_index = None
+        elif draw_index is None:
             draw_index = next(self._draws)
-        if skill is None:
+        if skill is None and model is None:
             skill = "general"
         pol = self.policy if policy is None else Policy.parse(policy)
         call_constraints = None if constraints is None else RouteConstraints.coerce(constraints)
         static = self._static(skill, data_class, model, call_constraints)
 
-        max_tokens = request.max_tokens
-        output_tokens = max_tokens or self.default_output_tokens
-        reserved = max_tokens or 0  # output tokens the window must also hold
-        # One count per tokenizer the entries need (most plans: the estimate and Qwen's).
-        counter = self.token_counter
-        counts: dict[str | None, TokenCount] = {}
-        n_tools = len(request.tools)
-        need_schema = request.response_schema is not None
-        key_ok = self.key_available
-        # The default check reads each key variable once per plan (hosts share keys).
-        env_memo: dict[str, bool] | None = {} if key_ok is default_key_available else None
-        environ = os.environ
-
-        excluded = dict(static.excluded)
-        survivors: list[tuple[_Entry, TokenCount]] = []
-        for e in static.entries:
-            count = counts.get(e.tokenizer)
-            if count is None:
-                count = counts[e.tokenizer] = counter.count_request(request, e.tokenizer)
-            if e.context_window < count.tokens + reserved:
-                excluded[e.id] = _too_long(e.context_window, count, max_tokens)
-                continue
-            features = e.features
-            if n_tools and "tools" not in features:
-                excluded[e.id] = f"no tool calling (the request has {n_tools} tool(s))"
-                continue
-            if need_schema and "json_schema" not in features and "json_object" not in features:
-                excluded[e.id] = (
-                    "no structured output (response_schema needs json_schema or json_object)"
-                )
-                continue
-            if stream and "streaming" not in features:
-                excluded[e.id] = "no streaming support (a stream was requested)"
-                continue
-            if env_memo is not None:
-                var = e.key_env
-                if var is not None:
-                    ok = env_memo.get(var)
-                    if ok is None:
-                        ok = env_memo[var] = bool(environ.get(var))
-                    if not ok:
-                        excluded[e.id] = f"key variable {var} is not set"
-                        continue
-            elif not key_ok(e.deployment):
-                var = e.deployment.api_key_env
-                excluded[e.id] = f"key variable {var} is not set" if var else "no API key available"
-                continue
-            survivors.append((e, count))
-
+        # 1. the request's own filters (the static ones are in ``static``)
+        dropped: dict[str, str] = {}
+        survivors, counts = request_filter(
+            static.entries, request, stream, self.token_counter, self.key_available, dropped
+        )
+        excluded = Exclusions(static.excluded, dropped) if dropped else static.excluded
         if not survivors:
             allowed = "any" if static.allowed is None else (", ".join(static.allowed) or "none")
             target = f"model {model!r}" if model is not None else f"skill {skill!r}"
@@ -671,83 +334,27 @@ class Router:
                 excluded,
             )
 
-        # One row per survivor: [sort key, entry, expected cost (None: priced when read),
-        # policy reason, prompt count].
-        # Reasons are (template, args) pairs, formatted only if someone reads them.
-        rows: list[list[Any]] = []
-        draws: dict[str, float] = {}
-        primary = pol.primary
+        # 2. the order, 3. the jurisdiction cap, 4. health
+        output_tokens = request.max_tokens or self.default_output_tokens
         priced_at = at if at is not None else datetime.now(UTC)
-        if primary == "weighted":
-            m64, inv = _M64, _INV_2_53
-            state = _mix((self.seed ^ _mix(draw_index)) & m64)
-            for e, count in survivors:
-                # SplitMix64 of (plan state, deployment id hash), inlined: uniform u in (0, 1).
-                x = ((state ^ e.id_hash) + 0x9E3779B97F4A7C15) & m64
-                x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & m64
-                x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & m64
-                u = (((x ^ (x >> 31)) >> 11) + 0.5) * inv
-                draws[e.id] = u
-                w = e.weight
-                if w > 0:
-                    key = u ** (1.0 / w)  # Efraimidis-Spirakis: P(first) = w / sum(w)
-                    why: Any = (_WEIGHTED, (u, w, key))
-                else:
-                    key = u - 1.0  # weight 0: behind every weighted one, still a fall-back
-                    why = (_WEIGHT_ZERO, (u,))
-                rows.append([(e.group, -key, e.index), e, None, why, count])
-        elif primary == "cheapest":
-            group_min: dict[int, float] = {}
-            for e, count in survivors:
-                cost = e.price.cost(count.tokens, output_tokens, at=priced_at)
-                if cost < group_min.get(e.group, math.inf):
-                    group_min[e.group] = cost
-                why = (_CHEAPEST, (_usd(cost), count.tokens, output_tokens))
-                rows.append([None, e, cost, why, count])
-            for row in rows:
-                e = row[1]
-                row[0] = (group_min[e.group], e.group, row[2], e.index)
-        else:  # fastest
-            tracker = self.latency
-            for e, count in survivors:
-                ewma = tracker.ewma(e.id) if tracker is not None else None
-                if ewma is None:
-                    speed, why = 0.0, _UNMEASURED
-                else:
-                    calls = tracker.count(e.id) if hasattr(tracker, "count") else 0  # type: ignore[union-attr]
-                    speed, why = ewma, (_FASTEST, (ewma * 1000.0, calls))
-                rows.append([(e.group, speed, e.index), e, None, why, count])
+        ctx = OrderContext(
+            draw_state(self.seed, draw_index, route_key), output_tokens, priced_at, self.latency
+        )
+        rows = pol.order.rank(survivors, ctx)
         rows.sort(key=_row_key)
-
-        extra: dict[str, list[Any]] = {}
+        notes: dict[str, list[Any]] = {}
         if pol.max_jurisdiction_share is not None:
-            rows = self._diversify(rows, pol, extra)
-
+            rows = diversify(rows, self._window(pol.window), pol.max_jurisdiction_share, notes)
         health_of: dict[str, str] = {}
         if self.health is not None:
-            health = self.health
-            kept: list[list[Any]] = []
-            moved: list[list[Any]] = []
-            for row in rows:
-                e = row[1]
-                state_ = health(e.deployment)
-                if state_ != "closed":
-                    state_ = str(getattr(state_, "value", state_))
-                    health_of[e.id] = state_
-                    if state_ == "open":
-                        extra.setdefault(e.id, []).append(_BREAKER_OPEN)
-                        moved.append(row)
-                        continue
-                    if state_ == "half_open":
-                        extra.setdefault(e.id, []).append(_HALF_OPEN)
-                kept.append(row)
-            rows = kept + moved if moved else kept
+            rows = health_pass(rows, self.health, notes, health_of)
 
-        first = rows[0][1]
+        # 5. the plan
+        first = rows[0].entry
         first_family, first_region = first.family, first.region
-        schema_note = need_schema
+        schema_note = request.response_schema is not None
         candidates = []
-        for _, e, cost, why, count in rows:
+        for _, e, count, why, cost in rows:  # Ranked(key, entry, prompt, reason, cost)
             reasons: list[Any] = [e.rank_reason, why]
             if e.family == first_family and e is not first:
                 reasons.append(
@@ -755,7 +362,7 @@ class Router:
                     if e.region != first_region
                     else (_SAME_HOST, (e.deployment.operator,))
                 )
-            more = extra.get(e.id)
+            more = notes.get(e.id)
             if more:
                 reasons.extend(more)
             if schema_note and "json_schema" not in e.features:
@@ -786,19 +393,20 @@ class Router:
             static.allowed,
             self.seed,
             draw_index,
-            draws,
-            rows[0][4].tokens,
+            ctx.draws,
+            rows[0].prompt.tokens,
             output_tokens,
             model,
             stream,
             static.home,
-            rows[0][4].method,
+            rows[0].prompt.method,
             {c.method: c.tokens for c in counts.values()},
             priced_at,
+            route_key,
         )
 
     def replay(self, plan: Plan, request: ChatRequest) -> Plan:
-        """Re-derive a recorded plan's order (same seed, same draw index, same request).
+        """Re-derive a recorded plan's order (same seed, same key or draw index, same request).
 
         Weighted draws replay exactly; ``fastest``, the jurisdiction cap and health read
         live state, so they replay only as far as that state is the same.
@@ -817,40 +425,19 @@ class Router:
             stream=plan.stream,
             draw_index=plan.draw_index,
             at=plan.priced_at,
+            route_key=plan.route_key,
         )
 
     # --- diversification window ---------------------------------------------------------
 
-    def _window(self, size: int) -> _ShareWindow:
+    def _window(self, size: int) -> ShareWindow:
         window = self._windows.get(size)
         if window is None:
             with self._lock:
                 window = self._windows.get(size)
                 if window is None:
-                    window = self._windows[size] = _ShareWindow(size, self._history)
+                    window = self._windows[size] = ShareWindow(size, self._history)
         return window
-
-    def _diversify(
-        self, rows: list[list[Any]], pol: Policy, extra: dict[str, list[Any]]
-    ) -> list[list[Any]]:
-        window = self._window(pol.window)
-        total = len(window.ring)
-        if not total:
-            return rows
-        cap = pol.max_jurisdiction_share or 1.0
-        counts = window.counts
-        kept: list[list[Any]] = []
-        moved: list[list[Any]] = []
-        for row in rows:
-            share = counts.get(row[1].jurisdiction, 0) / total
-            (moved if share >= cap else kept).append(row)
-        if not kept or not moved:
-            return rows  # every candidate is capped (or none is): the order stands
-        for row in moved:
-            e = row[1]
-            share = counts[e.jurisdiction] / total
-            extra.setdefault(e.id, []).append((_CAPPED, (e.jurisdiction, share, total, cap)))
-        return kept + moved
 
     def _record(self, jurisdiction: str) -> None:
         with self._lock:
@@ -914,14 +501,14 @@ class Router:
 
         for skill in sorted(self._skill_table.user_skills):
             check_refs(f"skill table {skill!r}", self._skill_table.ranked(skill))
-        for (route_skill, data_class), refs in self._routes.items():
-            check_refs(f"route {route_skill + '/' if route_skill else ''}{data_class}", refs)
+        for (route_skill, route_class), refs in self._routes.items():
+            check_refs(f"route {route_skill + '/' if route_skill else ''}{route_class}", refs)
 
         skills = list(self._skill_table.known_skills(catalog))
         skills += [s for (s, _), _ in self._routes.items() if s and s not in skills]
         for skill in skills:
             for data_class in rules.names:
-                route = self._route_refs(skill, data_class)
+                route = pinned_route(self._routes, skill, data_class)
                 if route is not None:
                     origin, refs = route
                     name, where = origin.removeprefix("route "), origin
@@ -930,33 +517,54 @@ class Router:
                     name, where = f"{skill}/{data_class}", f"skill table entry for {skill!r}"
                 self._check_pins(name, skill, data_class, where, refs)
                 try:
-                    static = self._static(skill, data_class, None, None)
+                    routable = self._routable(skill, data_class, check_keys)
                 except ConfigurationError as err:
                     warnings.append(f"route {skill}/{data_class}: {err}")
                     continue
-                entries = static.entries
-                excluded = dict(static.excluded)
-                if check_keys:
-                    usable = []
-                    for e in entries:
-                        if self.key_available(e.deployment):
-                            usable.append(e)
-                        else:
-                            var = e.deployment.api_key_env
-                            excluded[e.id] = (
-                                f"key variable {var} is not set" if var else "no API key available"
-                            )
-                    entries = tuple(usable)
-                if not entries:
+                if not routable:
                     message = (
                         f"route {skill}/{data_class}: no allowed deployment (data class "
                         f"{data_class!r} may go to: {rules.describe(data_class)})"
                     )
                     if strict:
-                        raise NoRouteError(message, excluded)
+                        raise NoRouteError(message, self._route_exclusions(skill, data_class))
                     warnings.append(message)
         self.warnings = warnings
         return warnings
+
+    def _routable(self, skill: str, data_class: str, check_keys: bool) -> bool:
+        """Whether any deployment passes the static filters (and has a key, if asked):
+        the first one found answers, so validating a big catalog builds no full route."""
+        cached = self._cache.get((skill, data_class, None, None))
+        if cached is not None and not check_keys:
+            return bool(cached.entries)
+        rules = self._rules
+        allowed = rules.allowed(data_class)
+        constraints = [c for c in (self._constraints,) if c is not None and not c.empty]
+        groups, _, _ = route_groups(
+            self._catalog_index(), self._skill_table, self._routes, skill, data_class, None
+        )
+        families = self._catalog.families
+        for _, deployments in groups:
+            for dep in deployments:
+                family = families.get(dep.family)
+                if family is None:
+                    continue
+                window = dep.context_window or family.context_window
+                features = dep.features if dep.features is not None else family.features
+                why = static_reason(dep, window, features, allowed, data_class, constraints, rules)
+                if why is None and (not check_keys or self.key_available(dep)):
+                    return True
+        return False
+
+    def _route_exclusions(self, skill: str, data_class: str) -> Mapping[str, str]:
+        """Every exclusion of a route with no usable deployment (for NoRouteError)."""
+        static = self._static(skill, data_class, None, None)
+        keyless: dict[str, str] = {}
+        for e in static.entries:  # present only when every one lacks a key
+            var = e.deployment.api_key_env
+            keyless[e.id] = f"key variable {var} is not set" if var else "no API key available"
+        return Exclusions(static.excluded, keyless)
 
     def _check_pins(
         self, route: str, skill: str, data_class: str, where: str, refs: Sequence[str]
@@ -964,14 +572,11 @@ class Router:
         allowed = self._rules.allowed(data_class)
         if allowed is None:
             return
+        index = self._catalog_index()
         for ref in refs:
-            if _ref_kind(ref, self._catalog) not in ("deployment", "site"):
+            if index.ref_kind(ref) not in ("deployment", "site"):
                 continue  # a family's out-of-bounds deployments are filtered per call
-            try:
-                deployments = self._catalog.resolve(ref)
-            except UnknownModelError:
-                continue
-            for dep in deployments:
+            for dep in index.resolve_quiet(ref) or ():
                 if dep.jurisdiction not in allowed:
                     raise SovereigntyError(
                         f"route {route}: {where} pins {dep.id} in "
