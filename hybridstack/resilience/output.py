@@ -47,7 +47,7 @@ def check_output(request: ChatRequest, response: ChatResponse, dep: Deployment) 
     text = response.text.strip()
     try:
         value = json.loads(text)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         problem = f"the reply is not JSON ({exc.msg} at character {exc.pos})"
     else:
         found = schema_violation(value, schema)
