@@ -244,6 +244,11 @@ class EmulatedDeployment(BaseModel):
     reply_words: int | None = Field(
         default=None, ge=0, description="override EmulatorConfig.reply_words"
     )
+    stream_usage: bool = Field(
+        default=True,
+        description="False: an openai-protocol stream never ends with a usage frame, even "
+        "when asked (stream_options.include_usage), like a llama.cpp server",
+    )
 
     @model_validator(mode="after")
     def _default_model(self) -> EmulatedDeployment:
@@ -373,6 +378,14 @@ class _Tally:
     input_tokens: int = 0
     output_tokens: int = 0
     attempts: list[AttemptRecord] = field(default_factory=list)
+    #: The headers of the latest requests (credentials left out), newest last.
+    headers: deque[dict[str, str]] = field(default_factory=lambda: deque(maxlen=_KEPT_HEADERS))
+
+
+#: How many requests' headers each deployment keeps for :meth:`Emulator.received_headers`.
+_KEPT_HEADERS = 256
+#: Never kept: the credentials a client sends.
+_SECRET_HEADERS = frozenset({"authorization", "x-api-key", "proxy-authorization", "cookie"})
 
 
 class _Deployment:
@@ -695,6 +708,13 @@ class Emulator:
             fields["outage_mode"] = mode
         self.set_faults(names, **fields)
 
+    def set_stream_usage(self, names: str | Iterable[str], on: bool = True) -> None:
+        """Whether openai-protocol streams of ``names`` end with a usage frame when asked
+        (``on=False``: never, like a llama.cpp server)."""
+        with self._lock:
+            for dep in self._resolve(names):
+                dep.spec = dep.spec.model_copy(update={"stream_usage": on})
+
     def script(self, names: str | Iterable[str], outcomes: Iterable[str | int]) -> None:
         """Queue exact outcomes, consumed one per request before any probability applies.
 
@@ -744,6 +764,15 @@ class Emulator:
         with self._lock:
             return {name: self._snapshot(dep) for name, dep in self._by_name.items()}
 
+    def received_headers(self, name: str) -> list[dict[str, str]]:
+        """The HTTP headers of the latest requests to ``name`` (up to 256, oldest first).
+
+        Names are lower-cased; credentials (``Authorization``, ``x-api-key`` …) are never
+        kept. Cleared by :meth:`reset_counters`.
+        """
+        with self._lock:
+            return [dict(h) for h in self._resolve(name)[0].tally.headers]
+
     def reset_counters(self, names: str | Iterable[str] | None = None) -> None:
         with self._lock:
             deps = self._by_name.values() if names is None else self._resolve(names)
@@ -785,6 +814,9 @@ class Emulator:
         return "ok"
 
     def _record(self, dep: _Deployment, headers: Mapping[str, str], outcome: str) -> None:
+        dep.tally.headers.append(
+            {k.lower(): v for k, v in headers.items() if k.lower() not in _SECRET_HEADERS}
+        )
         call_id = headers.get("x-hybridstack-call")
         attempt_id = headers.get("x-hybridstack-attempt")
         if call_id is not None or attempt_id is not None:
@@ -825,6 +857,8 @@ class Emulator:
             if not isinstance(body, dict):
                 raise BadRequest("The request body must be a JSON object.")
             req = wire.parse(body, headers)
+            if not dep.spec.stream_usage:
+                req.include_usage = False
         except (ValueError, BadRequest) as exc:
             message = (
                 exc.message if isinstance(exc, BadRequest) else "Could not parse the JSON body."
