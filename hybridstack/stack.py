@@ -335,7 +335,8 @@ class Stack:
                 temperature=temperature,
                 stop=stop,
                 metadata={} if metadata is None else metadata,
-                extra_headers={} if extra_headers is None else dict(extra_headers),
+                # As given: the model's validator names what is wrong with it.
+                **({} if extra_headers is None else {"extra_headers": extra_headers}),
             )
         except ValidationError as exc:
             field, problem = first_problem(exc, ChatRequest, expected=_REQUEST_SHAPES)

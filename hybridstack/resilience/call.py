@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
+from hybridstack._secrets import register_secret
 from hybridstack.catalog.models import Deployment
 from hybridstack.errors import ProviderError
 from hybridstack.plan import Candidate, Plan
@@ -76,6 +78,20 @@ class DeadlineHit(Exception):
     """Internal: the call's deadline passed while an attempt was running."""
 
 
+#: Header names whose values are credentials of some kind (a session token, a signature).
+_SECRET_NAME = re.compile(r"token|secret|key|auth|passw|signature|session|cookie|credential", re.I)
+#: Known not to be secret although their names say "key".
+_NOT_SECRET = frozenset({"idempotency-key"})
+
+
+def _guard_secret_headers(headers: Mapping[str, str]) -> None:
+    """Register secret-looking header values, so no log record, error or ledger row shows them
+    (an SDK logs its request headers at DEBUG)."""
+    for name, value in headers.items():
+        if name.lower() not in _NOT_SECRET and _SECRET_NAME.search(name):
+            register_secret(value)
+
+
 class Call:
     """The state of one ``execute``/``stream`` call."""
 
@@ -103,6 +119,8 @@ class Call:
         self.redact = redact
         #: The caller's own headers, sent with every attempt under hybridstack's own.
         self.extra_headers = extra_headers
+        if extra_headers:
+            _guard_secret_headers(extra_headers)
         self.loop: asyncio.AbstractEventLoop
         self.deadline: float | None = None
         self.skill = getattr(plan, "skill", None)

@@ -6,8 +6,8 @@ scheduler's policy. After it, ``stream_failover="raise"`` raises
 another candidate (same family in another region first), yielding a
 :class:`StreamResumed` marker just before its first token. A stream that ends without a
 usage frame (llama.cpp's OpenAI-compatible server) gets its usage estimated with
-:mod:`hybridstack.tokens`, its ledger row marked ``usage_estimated``. The call's deadline is kept by one
-timer per attempt (:class:`StreamWatchdog`).
+:mod:`hybridstack.tokens`, its ledger row marked ``usage_estimated``. The call's
+deadline is kept by one timer per attempt (:class:`StreamWatchdog`).
 """
 
 from __future__ import annotations
