@@ -115,6 +115,7 @@ async def complete(call: Call, slot: Slot, run: Run | None = None) -> ChatRespon
                     f"the attempt timed out: {exc}", deployment=dep.id, code="timeout"
                 ) from exc
         if request.response_schema is not None:
+            log.usage = response.usage  # a non-conforming reply was paid for all the same
             check_output(request, response, dep)
     except ProviderError as error:
         log.failed(error)
