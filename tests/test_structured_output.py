@@ -41,7 +41,8 @@ async def test_a_non_conforming_reply_fails_over_to_a_host_that_enforces_the_sch
         assert "json_schema" in stack.catalog.features(stack.catalog.deployments[reply.deployment])
         attempts = stack.ledger.attempts()
         *failed, answered = attempts
-        assert answered.outcome == "ok" and answered.deployment == reply.deployment
+        assert answered.outcome == "ok"
+        assert answered.deployment == reply.deployment
         assert failed, "the json_object-only hosts were tried first"
         for attempt in failed:
             assert attempt.deployment in loose
@@ -50,7 +51,8 @@ async def test_a_non_conforming_reply_fails_over_to_a_host_that_enforces_the_sch
             assert "required property 'order_id' is missing" in (attempt.error_message or "")
         # Each non-conforming reply was paid for: priced, and in the call's cost.
         priced = [a for a in failed if stack.catalog.deployments[a.deployment].price.input_per_mtok]
-        assert priced and all(a.cost_usd > 0 for a in priced)
+        assert priced
+        assert all(a.cost_usd > 0 for a in priced)
         assert reply.cost_usd == pytest.approx(sum(a.cost_usd for a in attempts))
         # The hosts answered: their breakers count a success, not a failure.
         for attempt in failed:
@@ -66,7 +68,8 @@ async def test_a_stream_that_breaks_the_schema_is_not_an_answer() -> None:
                 pass
         assert isinstance(info.value.cause, SchemaMismatchError)
         [attempt] = stack.ledger.attempts()
-        assert attempt.outcome == "retry_here" and attempt.streamed
+        assert attempt.outcome == "retry_here"
+        assert attempt.streamed
 
 
 async def test_a_resumed_stream_ends_with_a_conforming_answer() -> None:
