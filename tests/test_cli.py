@@ -208,8 +208,13 @@ def test_demo_text(capsys: pytest.CaptureFixture[str]) -> None:
     lines = out.splitlines()
     assert "Plan (heuristic planner)" in out
     assert any(line.startswith("route ") for line in lines)
-    assert any(line.startswith("fail ") for line in lines)
-    overs = [line for line in lines if line.startswith("over ")]
+    fails = [line for line in lines if line.startswith("fail ")]
+    assert fails
+    # The error class is labelled as such, and the action is a line of its own (9.11):
+    # "retry_here" must not read as the action taken.
+    assert all("[error class: " in line for line in fails), fails
+    assert not any(re.search(r"— (retry_here|fail_over|fatal):", line) for line in fails)
+    overs = [line for line in lines if line.startswith("action ") and "failed over" in line]
     assert overs, "the CN outage must show a fail-over"
     assert "→" in overs[0]
     assert "Final answer (simulated text)" in out
@@ -261,12 +266,19 @@ def test_run_offline_then_ledger_then_resume(
     assert found, out[-2000:]
     thread = found.group(1)
     checkpoints = home / ".hybridstack" / "checkpoints.sqlite"
-    ledger_file = home / ".hybridstack" / "ledger.sqlite"
+    # Simulated runs are kept apart from real spend (issue 9.8).
+    ledger_file = home / ".hybridstack" / "ledger.offline.sqlite"
     assert checkpoints.is_file()
     assert ledger_file.is_file()
+    assert not (home / ".hybridstack" / "ledger.sqlite").exists()
+    code, _out, err = cli(capsys, "ledger")
+    assert code == EXIT_USAGE
+    assert "only simulated runs" in err
+    assert "hybridstack ledger --offline" in err
 
-    code, ledger, err = cli_json(capsys, "ledger")
+    code, ledger, err = cli_json(capsys, "ledger", "--offline")
     assert code == EXIT_OK, err
+    assert ledger["simulated"] is True
     assert ledger["path"] == str(ledger_file)
     assert ledger["totals"]["attempts"] > 0
     assert ledger["totals"]["calls"] > 0
@@ -283,10 +295,12 @@ def test_run_offline_then_ledger_then_resume(
     assert resumed["final_answer"]
     assert resumed["offline"] is True
     # A finished thread is read back, not run again.
-    code, again, _ = cli_json(capsys, "ledger")
+    code, again, _ = cli_json(capsys, "ledger", "--offline")
     assert again["totals"]["attempts"] == attempts_before
 
-    code, out, err = cli(capsys, "ledger", "--run", thread, "--attempts", "--by", "outcome")
+    code, out, err = cli(
+        capsys, "ledger", "--offline", "--run", thread, "--attempts", "--by", "outcome"
+    )
     assert code == EXIT_OK, err
     assert "by outcome" in out
     assert "attempts" in out
@@ -350,7 +364,7 @@ def test_run_approve_plan_rejected(
     assert all(s["attempts"] == 0 for s in data["subtasks"])
     assert all(s["skill"] == "code" for s in data["subtasks"])
 
-    code, ledger, _ = cli_json(capsys, "ledger", "--run", data["run_id"], "--attempts")
+    code, ledger, _ = cli_json(capsys, "ledger", "--offline", "--run", data["run_id"], "--attempts")
     assert code == EXIT_OK
     # Only the planner's calls (skill "reasoning") were sent; no code subtask went out.
     assert ledger["attempts"], "the planner's calls are recorded"
@@ -714,3 +728,113 @@ def test_run_without_keys_or_local_server_fails_with_a_hint(
     assert code == EXIT_FAILED
     assert "only LOCAL deployments were tried" in err
     assert "--offline" in err
+
+
+# --- task input, exit codes, pipes (issue 9.7) ---------------------------------------------
+
+
+def test_run_reads_the_task_from_stdin(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    task = "Schreibe eine Python-Funktion, die eine Liste umkehrt. " * 40  # a long task
+    stdin = io.TextIOWrapper(io.BytesIO(task.encode("utf-8")), encoding="utf-8")
+    monkeypatch.setattr(sys, "stdin", stdin)
+    code, data, err = cli_json(capsys, "run", "--offline", "-")
+    assert code == EXIT_OK, err
+    assert data["task"] == task
+
+
+def test_run_reads_the_task_from_a_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    task = "编写一个反转列表的 Python 函数。\n" * 30
+    path = tmp_path / "task.txt"
+    path.write_text(task, encoding="utf-8")
+    code, data, err = cli_json(capsys, "run", "--offline", "--file", str(path))
+    assert code == EXIT_OK, err
+    assert data["task"] == task
+
+
+@pytest.mark.parametrize(
+    ("content", "args", "message"),
+    [
+        (b"\xff\xfe broken", ["--file", "{path}"], "is not UTF-8 text (byte 0 is 0xff)"),
+        (None, ["--file", "{path}"], "no task file at"),
+        (b"x", ["--file", "{dir}"], "is a directory"),
+        (b"x", ["--file", "{path}", "a task as well"], "not both"),
+        (b"   \n", ["--file", "{path}"], "the task is empty"),
+    ],
+)
+def test_run_task_input_errors(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    content: bytes | None,
+    args: list[str],
+    message: str,
+) -> None:
+    path = tmp_path / "task.txt"
+    if content is not None:
+        path.write_bytes(content)
+    argv = [a.format(path=path, dir=tmp_path) for a in args]
+    code, out, err = cli(capsys, "run", "--offline", *argv)
+    assert code == EXIT_USAGE, err
+    assert message in err
+    assert "Traceback" not in err
+    assert "Plan (" not in out
+
+
+def test_run_stdin_task_with_approve_plan_is_refused(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO("a task\n"))
+    code, _, err = cli(capsys, "run", "--offline", "--approve-plan", "-")
+    assert code == EXIT_USAGE
+    assert "--file" in err
+
+
+def test_ledger_unknown_run_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _data, err = cli_json(capsys, "run", "--offline", "--thread", "run-alpha", CODE_TASK)
+    assert code == EXIT_OK, err
+    code, out, err = cli(capsys, "ledger", "--offline", "--run", "run-alpah")
+    assert code == EXIT_USAGE
+    assert "no run 'run-alpah'" in err
+    assert "did you mean 'run-alpha'" in err
+    assert out == ""
+    code, _, err = cli(capsys, "ledger", "--offline", "--run", "zzz")
+    assert code == EXIT_USAGE
+    assert "run-alpha" in err  # the known runs are named
+
+
+def test_ledger_attempts_show_error_class_and_action(capsys: pytest.CaptureFixture[str]) -> None:
+    # The offline demo's failover, but through `run`, so the attempts reach the ledger.
+    code, _data, err = cli_json(capsys, "run", "--offline", "--thread", "t-act", CODE_TASK)
+    assert code == EXIT_OK, err
+    code, ledger, _ = cli_json(capsys, "ledger", "--offline", "--attempts")
+    actions = {a["action"] for a in ledger["attempts"]}
+    assert actions <= {"answered", "retried", "failed over", "gave up", "cancelled", "not sent"}
+    assert "answered" in actions
+    for attempt in ledger["attempts"]:
+        assert (attempt["action"] == "answered") == (attempt["outcome"] == "ok")
+    code, out, _ = cli(capsys, "ledger", "--offline", "--attempts")
+    assert "error class" in out
+    assert "action" in out
+
+
+def test_a_closed_pipe_is_not_an_error(tmp_path: Path) -> None:
+    """`hybridstack … | head`: the reader leaves early; no traceback, the real exit code."""
+    env = {**os.environ, "HOME": str(tmp_path)}
+    for argv in (["models", "--json"], ["models"], ["--help"]):
+        # The reader closes its end at once, so every write meets a broken pipe.
+        reader = subprocess.Popen(["true"], stdin=subprocess.PIPE)
+        reader.wait()
+        proc = subprocess.run(
+            [sys.executable, "-m", "hybridstack", *argv],
+            stdout=reader.stdin,
+            stderr=subprocess.PIPE,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+        assert reader.stdin is not None
+        reader.stdin.close()
+        assert "Traceback" not in proc.stderr.decode(), argv
+        assert "BrokenPipe" not in proc.stderr.decode(), argv
+        assert proc.returncode == EXIT_OK, argv

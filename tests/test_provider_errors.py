@@ -1,8 +1,9 @@
 """Unit tests of the error taxonomy mapping, with SDK exceptions built by hand.
 
 The pure mapping (:func:`hybridstack.providers._classify.classify`) is checked against
-providers.md §7 row by row; each adapter's extraction is checked with exception objects
-(or, for DashScope, returned error responses) shaped exactly as the SDKs build them.
+docs/sources.md#error-taxonomy row by row; each adapter's extraction is checked with
+exception objects (or, for DashScope, returned error responses) shaped exactly as the SDKs
+build them.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from hybridstack.errors import (
     StreamInterruptedError,
 )
 from hybridstack.ledger.memory import MemoryLedger
+from hybridstack.plan import Candidate, Plan
 from hybridstack.resilience import (
     BreakerRegistry,
     BreakerSettings,
@@ -41,7 +42,6 @@ from hybridstack.resilience import (
     ProviderPool,
     RetrySettings,
 )
-from hybridstack.plan import Candidate, Plan
 from hybridstack.routing.sovereignty import redact
 from hybridstack.testing.emulator import EmulatedDeployment, Emulator, EmulatorConfig
 from hybridstack.types import (

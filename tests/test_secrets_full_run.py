@@ -288,14 +288,14 @@ def test_no_key_leaks_from_a_full_run(
     seen.add("resume: stderr", err)
     summary = json.loads(out)
     assert summary["thread_id"] == "leakcheck"
-    code = main(["ledger", "--json", "--attempts"])
+    code = main(["ledger", "--offline", "--json", "--attempts"])
     out, err = capsys.readouterr()
     seen.add("ledger: stdout", out)
     seen.add("ledger: stderr", err)
     ledger = json.loads(out)
 
     # The run met every kind of error, and the environment's keys were really sent.
-    assert ledger["path"] == str(tmp_path / "state" / "ledger.sqlite")
+    assert ledger["path"] == str(tmp_path / "state" / "ledger.offline.sqlite")
     attempts = ledger["attempts"]
     assert {a["run_id"] for a in attempts} == {"leakcheck"}
     statuses = {a["status"] for a in attempts}
@@ -356,7 +356,7 @@ def test_no_key_leaks_from_a_full_run(
 
     # (e) the files: ledger and checkpoints, with their WAL and shared-memory files.
     files = sorted([*(home / ".hybridstack").iterdir(), *(tmp_path / "state").iterdir()])
-    assert {f.name for f in files} >= {"ledger.sqlite", "checkpoints.sqlite"}
+    assert {f.name for f in files} >= {"ledger.offline.sqlite", "checkpoints.sqlite"}
     for file in files:
         seen.add(f"file {file}", file.read_bytes())
 

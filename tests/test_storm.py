@@ -20,6 +20,7 @@ from hybridstack import Stack
 from hybridstack.catalog import Catalog, Deployment, Family, Price
 from hybridstack.errors import AllAttemptsFailedError, FailoverError
 from hybridstack.ledger.memory import MemoryLedger
+from hybridstack.plan import Candidate, Plan
 from hybridstack.resilience import (
     BreakerRegistry,
     BreakerSettings,
@@ -27,7 +28,6 @@ from hybridstack.resilience import (
     ProviderPool,
     RetrySettings,
 )
-from hybridstack.plan import Candidate, Plan
 from hybridstack.testing.emulator import EmulatedDeployment, Emulator, EmulatorConfig
 from hybridstack.types import ChatRequest, Message
 

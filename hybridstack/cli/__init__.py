@@ -92,7 +92,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Plan TASK into subtasks, route each to the best allowed family, run them "
         "with fail-over, and print the synthesised answer.",
     )
-    run.add_argument("task", metavar="TASK", nargs="?", help="the task, in any language")
+    run.add_argument(
+        "task",
+        metavar="TASK",
+        nargs="?",
+        help="the task, in any language; `-` reads it from standard input",
+    )
+    run.add_argument(
+        "--file",
+        metavar="PATH",
+        help="read the task from this UTF-8 text file (for tasks too long for a command line)",
+    )
     run.add_argument(
         "--offline", action="store_true", help="use the built-in emulator instead of real providers"
     )
@@ -153,8 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     models = commands.add_parser(
         "models",
         help="list the catalog's deployments",
-        description="The catalog as a table: family, deployment, region, jurisdiction, "
-        "protocol, price per 1M tokens, context window.",
+        description="The catalog as a table: deployment, jurisdiction, region, protocol, price "
+        "per 1M tokens, context window, the date the price was read, and status. On a narrow "
+        "terminal, region and protocol are left out (see --json); --sources adds each price's "
+        "source. docs/prices.md has the same table for the bundled catalog.",
     )
     models.add_argument("--skill", help="only families ranked for this skill")
     models.add_argument(
@@ -170,6 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         metavar="USD",
         help="only deployments whose output price per 1M tokens is at most USD",
+    )
+    models.add_argument(
+        "--sources",
+        action="store_true",
+        help="also list where each price comes from, and when it was read",
     )
     _add_config(models)
     _add_json(models)
@@ -205,6 +222,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ledger.add_argument("--run", metavar="RUN_ID", help="only this run")
     ledger.add_argument(
+        "--offline",
+        action="store_true",
+        help="show the simulated runs (`run --offline`), kept apart in LEDGER.offline.sqlite",
+    )
+    ledger.add_argument(
         "--by",
         choices=["jurisdiction", "family", "outcome", "deployment", "region"],
         action="append",
@@ -239,18 +261,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hybridstack`` console script."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return EXIT_USAGE
-    from hybridstack.cli import commands
+    from hybridstack.cli.pipes import pipe_safe_stdout
 
-    try:
-        return commands.dispatch(args)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    # `hybridstack … | head` closes the pipe early: not an error, and the work goes on.
+    with pipe_safe_stdout():
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return EXIT_USAGE
+        from hybridstack.cli import commands
+
+        try:
+            return commands.dispatch(args)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -87,25 +87,29 @@ class AgentView:
                 print_(f"       why: {'; '.join(event.reasons[:2])}", markup=False)
         elif kind == "attempt_failed":
             where = event.subtask_id or event.stage
+            # The error class (retry_here, fail_over …) is the kind of failure, not what
+            # was done about it: the action follows on its own line (retried / failed
+            # over / gave up).
             print_(
                 "[red]fail[/]   "
-                + escape(f"{where}: {event.deployment} — {event.error_kind}: {event.message[:90]}"),
+                + escape(f"{where}: {event.deployment} — {event.message[:90]}")
+                + escape(f"  [error class: {event.error_kind}]" if event.error_kind else ""),
                 highlight=False,
             )
         elif kind == "failed_over":
             self.failovers += 1
             where = event.subtask_id or event.stage
             print_(
-                f"[yellow]over[/]   {escape(f'{where}: {event.deployment}')} → "
+                f"[yellow]action[/] {escape(f'{where}: failed over from {event.deployment}')} → "
                 f"[bold]{escape(str(event.to_deployment))}[/]",
                 highlight=False,
             )
         elif kind == "retrying":
             print_(
-                "[yellow]retry[/]  "
+                "[yellow]action[/] "
                 + escape(
-                    f"{event.subtask_id or event.stage}: {event.deployment} "
-                    f"in {event.delay_s or 0:.2f} s"
+                    f"{event.subtask_id or event.stage}: retried {event.deployment} "
+                    f"after {event.delay_s or 0:.2f} s"
                 ),
                 highlight=False,
             )
@@ -128,7 +132,8 @@ class AgentView:
         elif kind == "subtask_failed":
             self.done += 1
             print_(
-                "[red]FAILED[/] " + escape(f"{event.subtask_id}: {event.error.message[:200]}"),
+                "[red]action[/] "
+                + escape(f"{event.subtask_id}: gave up — {event.error.message[:200]}"),
                 highlight=False,
             )
         elif kind == "subtask_skipped":
@@ -184,6 +189,7 @@ def result_summary(result: Any) -> dict[str, Any]:
         "thread_id": result.thread_id,
         "run_id": result.run_id,
         "status": result.status,
+        "task": result.task,
         "final_answer": result.final_answer,
         "subtasks": [
             {

@@ -11,6 +11,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from hybridstack.cli import EXIT_FAILED, EXIT_NO_ROUTE, EXIT_OK, EXIT_USAGE
@@ -160,7 +161,6 @@ async def _smoke() -> list[dict[str, Any]]:
 
 def cmd_emulator(args: argparse.Namespace) -> int:
     import tempfile
-    from pathlib import Path
 
     from hybridstack.testing import emulator as emulator_module
 
@@ -270,43 +270,9 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(rows)
         return EXIT_OK
-    from rich.table import Table
+    from hybridstack.cli.models_table import print_models
 
-    table = Table(title=f"{len(rows)} deployment(s)  (USD per 1M tokens)")
-    for column in (
-        "deployment",
-        "jurisdiction",
-        "region",
-        "protocol",
-        "in",
-        "out",
-        "context",
-        "status",
-    ):
-        table.add_column(column, no_wrap=column == "deployment")
-    marked = {"tiers": False, "windows": False}
-    for row in rows:
-        status = "retired" if row["retired"] else ("disabled" if not row["enabled"] else "ok")
-        # Base rates; a mark says the request may pay more (longer prompt, peak hour).
-        mark = ("+" if row["price_tiers"] else "") + ("*" if row["price_windows"] else "")
-        marked["tiers"] |= bool(row["price_tiers"])
-        marked["windows"] |= bool(row["price_windows"])
-        table.add_row(
-            row["id"],
-            row["jurisdiction"],
-            row["region"],
-            row["protocol"],
-            f"{row['input_per_mtok']:g}{mark}",
-            f"{row['output_per_mtok']:g}{mark}",
-            f"{row['context_window']:,}",
-            status,
-        )
-    console = _console()
-    console.print(table)
-    if marked["tiers"]:
-        console.print("+ base tier: longer prompts pay more (price_tiers in --json)")
-    if marked["windows"]:
-        console.print("* off-peak rate: peak hours cost more (price_windows in --json)")
+    print_models(_console(), rows, sources=args.sources)
     return EXIT_OK
 
 
@@ -334,33 +300,47 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_ledger(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from hybridstack.cli.run import ledger_path, offline_ledger_path
+    from hybridstack.ledger import SQLiteLedger, attempt_actions
 
-    from hybridstack.cli.run import default_ledger_path
-    from hybridstack.ledger import SQLiteLedger
-
-    path = args.path
-    if path is None:
-        config = _load_config(args)
-        path = (
-            str(config._relative(config.ledger.path))
-            if config.ledger.path != "memory"
-            else str(default_ledger_path())
+    if args.path is not None:
+        path = Path(args.path).expanduser()
+        if args.offline:
+            path = offline_ledger_path(path)
+    else:
+        path = ledger_path(_load_config(args), offline=args.offline)
+    if not path.is_file():
+        how = (
+            "run `hybridstack run --offline …` first"
+            if args.offline
+            else ("run with a SQLite ledger first, or pass --path")
         )
-    if not Path(path).is_file():
-        raise ConfigurationError(
-            f"no ledger at {path}: run with a SQLite ledger first, or pass --path"
-        )
+        if not args.offline and offline_ledger_path(path).is_file():
+            how = (
+                f"only simulated runs are recorded, in {offline_ledger_path(path)}: "
+                "`hybridstack ledger --offline` shows them"
+            )
+        raise ConfigurationError(f"no ledger at {path}: {how}")
     groups = args.by or ["jurisdiction", "family", "outcome"]
     with SQLiteLedger(path, create=False, read_only=True) as ledger:
         runs = ledger.runs()
+        if args.run is not None and args.run not in {r.run_id for r in runs}:
+            raise InvalidRequestError(_unknown_run(args.run, [r.run_id for r in runs], path))
         totals = {by: ledger.totals(run_id=args.run, by=by) for by in groups}
         overall = ledger.totals(run_id=args.run)["all"]
         attempts = ledger.attempts(run_id=args.run) if args.attempts else []
+    simulated = offline_ledger_path(path)
+    if not args.offline and simulated.is_file():
+        print(
+            f"hybridstack: note: simulated runs (--offline) are kept apart in {simulated}: "
+            "`hybridstack ledger --offline` shows them",
+            file=sys.stderr,
+        )
     if args.json:
         _print_json(
             {
-                "path": path,
+                "path": str(path),
+                "simulated": bool(args.offline),
                 "run": args.run,
                 "runs": [r.model_dump(mode="json") for r in runs],
                 "totals": overall.model_dump(mode="json"),
@@ -368,7 +348,11 @@ def cmd_ledger(args: argparse.Namespace) -> int:
                     by: {k: v.model_dump(mode="json") for k, v in rows.items()}
                     for by, rows in totals.items()
                 },
-                "attempts": [a.model_dump(mode="json") for a in attempts],
+                # outcome is the error class; action is what the executor did next.
+                "attempts": [
+                    {**a.model_dump(mode="json"), "action": action}
+                    for a, action in zip(attempts, attempt_actions(attempts), strict=True)
+                ],
             }
         )
         return EXIT_OK
@@ -376,7 +360,8 @@ def cmd_ledger(args: argparse.Namespace) -> int:
 
     console = _console()
     console.print(
-        f"ledger {path}: {len(runs)} run(s); {overall.calls} call(s), "
+        ("simulated " if args.offline else "")
+        + f"ledger {path}: {len(runs)} run(s); {overall.calls} call(s), "
         f"{overall.attempts} attempt(s), ${overall.cost_usd:.6f}"
         + (f" (run {args.run})" if args.run else "")
     )
@@ -403,23 +388,38 @@ def cmd_ledger(args: argparse.Namespace) -> int:
             "call",
             "deployment",
             "jurisdiction",
-            "outcome",
+            "error class",
+            "action",
             "latency",
             "cost",
         ):
             table.add_column(column)
-        for a in attempts:
+        for a, action in zip(attempts, attempt_actions(attempts), strict=True):
             table.add_row(
                 a.started_at.strftime("%H:%M:%S"),
                 a.call_id,
                 a.deployment,
                 a.jurisdiction,
-                a.outcome,
+                "-" if a.outcome == "ok" else a.outcome,
+                action,
                 f"{a.latency_s * 1000:.0f} ms",
                 f"${a.cost_usd:.6f}",
             )
         console.print(table)
     return EXIT_OK
+
+
+def _unknown_run(run_id: str, known: list[str], path: Path) -> str:
+    import difflib
+
+    message = f"no run {run_id!r} in the ledger {path}"
+    close = difflib.get_close_matches(run_id, known, n=1)
+    if close:
+        return f"{message}: did you mean {close[0]!r}?"
+    if not known:
+        return f"{message}: it holds no runs yet"
+    latest = ", ".join(known[-3:])
+    return f"{message}: `hybridstack ledger` lists its {len(known)} run(s) (latest: {latest})"
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -32,6 +32,25 @@ def default_ledger_path() -> Path:
     return Path.home() / ".hybridstack" / "ledger.sqlite"
 
 
+def offline_ledger_path(path: Path) -> Path:
+    """Where simulated runs (``--offline``, ``demo``) are recorded: beside the real ledger.
+
+    Kept apart so that ``hybridstack ledger`` totals only real spend; ``hybridstack ledger
+    --offline`` reads this file.
+    """
+    return path.with_name(f"{path.stem}.offline{path.suffix or '.sqlite'}")
+
+
+def ledger_path(config: Any, *, offline: bool) -> Path:
+    """The ledger file a command writes or reads: the config's, else the default."""
+    path = (
+        config._relative(config.ledger.path)
+        if config.ledger.path != "memory"
+        else default_ledger_path()
+    )
+    return offline_ledger_path(Path(path)) if offline else Path(path)
+
+
 @contextlib.asynccontextmanager
 async def _stack(args: Any) -> AsyncIterator[Any]:
     from hybridstack.config import load_config
@@ -43,13 +62,9 @@ async def _stack(args: Any) -> AsyncIterator[Any]:
         options["policy"] = args.policy
     if args.seed is not None:
         options["seed"] = args.seed
-    ledger_path = (
-        config._relative(config.ledger.path)
-        if config.ledger.path != "memory"
-        else default_ledger_path()
-    )
     catalog = config.build_catalog()
-    options["ledger"] = SQLiteLedger(ledger_path)
+    # Simulated runs never mix with real spend (their own file, see offline_ledger_path).
+    options["ledger"] = SQLiteLedger(ledger_path(config, offline=args.offline))
     try:
         if args.offline:
             from hybridstack.testing import offline_stack
@@ -69,6 +84,55 @@ async def _stack(args: Any) -> AsyncIterator[Any]:
         options["ledger"].close()
 
 
+def read_task(args: Any) -> str | None:
+    """The task as given: TASK, ``-`` (standard input) or ``--file PATH``, as text."""
+    path = getattr(args, "file", None)
+    if path is not None and args.task is not None:
+        raise InvalidRequestError("give the task either as TASK or with --file, not both")
+    if path is not None:
+        return _decode(_read_file(Path(path).expanduser()), f"the task file {path}")
+    if args.task != "-":
+        return args.task
+    if args.approve_plan:
+        raise InvalidRequestError(
+            "--approve-plan asks for the answer on standard input, which `run -` reads the "
+            "task from: put the task in a file and use --file PATH"
+        )
+    if sys.stdin is None:
+        raise InvalidRequestError("`run -` reads the task from standard input, but there is none")
+    if sys.stdin.isatty():
+        print(
+            "hybridstack: reading the task from standard input; end it with Ctrl-D", file=sys.stderr
+        )
+    try:
+        data = sys.stdin.buffer.read()
+    except (OSError, ValueError, AttributeError) as error:
+        raise InvalidRequestError(f"cannot read the task from standard input: {error}") from None
+    return _decode(data, "standard input")
+
+
+def _read_file(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise InvalidRequestError(f"no task file at {path}: check the --file path") from None
+    except IsADirectoryError:
+        raise InvalidRequestError(f"{path} is a directory: --file takes a text file") from None
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise InvalidRequestError(f"cannot read the task file {path}: {reason}") from None
+
+
+def _decode(data: bytes, where: str) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise InvalidRequestError(
+            f"{where} is not UTF-8 text (byte {error.start} is 0x{data[error.start]:02x}): "
+            "save or pipe it as UTF-8"
+        ) from None
+
+
 def _ask_approval(console: Console, thread_id: str) -> bool:
     # markup=False: "[y/N]" would otherwise be read as a style tag and vanish.
     console.print(f"Dispatch this plan (thread {thread_id})? [y/N] ", end="", markup=False)
@@ -85,10 +149,14 @@ def _ask_approval(console: Console, thread_id: str) -> bool:
 async def run_agent(args: Any, console: Console) -> int:
     from hybridstack.graph import Agent
 
+    args.task = read_task(args)
     if args.task is not None and not args.task.strip():
         raise InvalidRequestError("the task is empty: give the agent something to do")
     if not args.task and not args.thread:
-        raise InvalidRequestError('give a TASK (hybridstack run "…") or --thread ID to resume one')
+        raise InvalidRequestError(
+            'give a TASK (hybridstack run "…", `hybridstack run -` to read it from standard '
+            "input, or --file PATH) or --thread ID to resume one"
+        )
     checkpoints = checkpoint_path(args)
     quiet = Console(quiet=True)
     async with _stack(args) as stack:
@@ -123,7 +191,8 @@ async def run_agent(args: Any, console: Console) -> int:
         console.print(jurisdiction_table(result))
         console.print(
             f"thread {result.thread_id} ({result.status}); resume or inspect with "
-            f"`hybridstack run --thread {result.thread_id}`; costs in `hybridstack ledger`",
+            f"`hybridstack run --thread {result.thread_id}`; costs in `hybridstack ledger"
+            + (" --offline`" if args.offline else "`"),
             markup=False,
             highlight=False,
         )

@@ -8,6 +8,7 @@ another process can read. Both implement :class:`Ledger`::
         ledger.totals(run_id="r1", by="jurisdiction")   # {"CN": Totals(...), "SG": ...}
 """
 
+from hybridstack.ledger.actions import Action, attempt_actions
 from hybridstack.ledger.base import GROUP_BY, GroupBy, Ledger, RunSummary, Subscriber, Totals
 from hybridstack.ledger.memory import MemoryLedger
 from hybridstack.ledger.pricing import price_usage, time_window_multiplier
@@ -15,6 +16,7 @@ from hybridstack.ledger.sqlite import SQLiteLedger
 
 __all__ = [
     "GROUP_BY",
+    "Action",
     "GroupBy",
     "Ledger",
     "MemoryLedger",
@@ -22,6 +24,7 @@ __all__ = [
     "SQLiteLedger",
     "Subscriber",
     "Totals",
+    "attempt_actions",
     "price_usage",
     "time_window_multiplier",
 ]

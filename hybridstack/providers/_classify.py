@@ -5,7 +5,7 @@ response headers), so the mapping is unit-testable without an SDK and shared by 
 three adapters. Each adapter only *extracts* those fields from its SDK's exception or
 returned error and calls :func:`classify` and :func:`make_error`.
 
-Check order (providers.md §7): content refused, context too long, fatal, fail over,
+Check order (docs/sources.md#error-taxonomy): content refused, context too long, fatal, fail over,
 retry. Codes are checked before HTTP statuses because providers reuse statuses
 (DashScope's ``Arrearage`` is a 400 but means "pay or go elsewhere", OpenAI's
 ``insufficient_quota`` is a 429 but waiting never helps).
@@ -122,14 +122,15 @@ FAILOVER_PREFIXES = ("accessdenied", "allocationquota")
 
 # DashScope's ``Throttling.AllocationQuota`` (a 429; some gateways relay it as 529) has two
 # meanings on its error-code page (help.aliyun.com/zh/model-studio/error-code, as copied in
-# providers.md §3 — "TPM cap or free quota gone" — and in public copies of the table, which
-# list both messages): "Allocated quota exceeded, please increase your quota limit." is
-# the per-minute (TPM/RPM) allocation of the key, a rate limit that refills within the
-# minute: retry here, with the quota scope held briefly (a throttle, see the breakers),
-# not removed for minutes. "Free allocated quota exceeded." is the free quota gone:
-# waiting never helps, fail over. DashScope's compatible mode reports the same cap as
-# ``insufficient_quota`` (providers.md §3), which on OpenAI means the billing quota is
-# gone, so that code stays fail-over unless the text is DashScope's "allocated quota".
+# docs/sources.md#dashscope-error-codes — "TPM cap or free quota gone" — and in public
+# copies of the table, which list both messages): "Allocated quota exceeded, please increase
+# your quota limit." is the per-minute (TPM/RPM) allocation of the key, a rate limit that
+# refills within the minute: retry here, with the quota scope held briefly (a throttle, see
+# the breakers), not removed for minutes. "Free allocated quota exceeded." is the free quota
+# gone: waiting never helps, fail over. DashScope's compatible mode reports the same cap as
+# ``insufficient_quota`` (docs/sources.md#dashscope-error-codes), which on OpenAI means the
+# billing quota is gone, so that code stays fail-over unless the text is DashScope's
+# "allocated quota".
 _ALLOCATION_THROTTLE_CODES = _n("Throttling.AllocationQuota", "insufficient_quota")
 _FREE_QUOTA_RE = re.compile(r"\bfree\b", re.IGNORECASE)
 _ALLOCATED_QUOTA_RE = re.compile(r"allocated quota exceeded", re.IGNORECASE)
