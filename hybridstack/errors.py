@@ -17,6 +17,7 @@ never on which SDK raised it. Each branch of the tree is a decision a caller mak
     ├── InvalidRequestError (also ValueError) ... a request hybridstack refuses to send
     ├── ProviderError ........................... one attempt on one deployment failed
     │   ├── RetryableError ...................... retry here: 429, 5xx, 529, timeout, reset
+    │   │   └── SchemaMismatchError ............. a reply that breaks the requested response schema
     │   ├── FailoverError ....................... fail over: bad key, quota, retired model, region
     │   │   └── DeploymentSkippedError .......... never sent: breaker open, scope held, no key
     │   ├── ContentRefusedError ................. content refused: try another jurisdiction
@@ -244,6 +245,17 @@ class RetryableError(ProviderError):
     """Transient: back off (honouring Retry-After up to a cap) and retry this deployment."""
 
     kind = "retry_here"
+
+
+class SchemaMismatchError(RetryableError):
+    """The reply is not JSON that conforms to the request's ``response_schema``.
+
+    The host answered (its breakers count a success), but the answer is unusable: the
+    attempt is recorded as failed and the call retries or moves to the next candidate.
+    """
+
+    #: The host itself is healthy: the breakers are told of a success, not a failure.
+    host_answered = True
 
 
 class FailoverError(ProviderError):

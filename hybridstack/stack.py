@@ -68,6 +68,7 @@ from hybridstack.types import (
     MessagesInput,
     StreamEvent,
     Tool,
+    check_extra_headers,
 )
 
 if TYPE_CHECKING:
@@ -97,6 +98,7 @@ _REQUEST_SHAPES = {
     "tools": "a Tool or a dict such as {'name': 'get_weather', 'parameters': {...}}",
     "tools.name": "letters, digits, '_' or '-', at most 64 characters",
     "metadata": "a dict of text to text, e.g. {'ticket': 'T-1'}",
+    "extra_headers": "a dict of header name to text, e.g. {'x-trace-id': 'abc'}",
     "response_schema": "a JSON schema dict or a pydantic model class",
 }
 
@@ -277,6 +279,7 @@ class Stack:
         temperature: float | None = None,
         stop: Sequence[str] | None = None,
         metadata: Mapping[str, str] | None = None,
+        extra_headers: Mapping[str, str] | None = None,
     ) -> ChatRequest:
         """A :class:`ChatRequest` from the loose arguments people pass.
 
@@ -284,6 +287,16 @@ class Stack:
         value and what is allowed.
         """
         if isinstance(messages, ChatRequest):
+            if extra_headers:
+                try:
+                    headers = check_extra_headers(extra_headers)
+                except ValueError as exc:
+                    raise InvalidRequestError(
+                        f"invalid request: extra_headers: {exc}", field="extra_headers"
+                    ) from None
+                return messages.model_copy(
+                    update={"extra_headers": {**messages.extra_headers, **headers}}
+                )
             return messages
         schema: dict[str, Any] | None
         schema_name = "response"
@@ -312,6 +325,8 @@ class Stack:
                 temperature=temperature,
                 stop=stop,
                 metadata={} if metadata is None else metadata,
+                # As given: the model's validator names what is wrong with it.
+                **({} if extra_headers is None else {"extra_headers": extra_headers}),
             )
         except ValidationError as exc:
             field, problem = first_problem(exc, ChatRequest, expected=_REQUEST_SHAPES)
@@ -478,11 +493,15 @@ class Stack:
         metadata: Mapping[str, str] | None = None,
         on_event: Callable[[ExecutionEvent], None] | None = None,
         route_key: str | None = None,
+        extra_headers: Mapping[str, str] | None = None,
     ) -> ChatResponse:
         """Route, run with fail-over, record, and return the first good answer.
 
         ``route_key`` is the call's stable identity (see :meth:`Router.plan`): the same
         key gets the same weighted order, so ``route(..., route_key=k)`` shows this plan.
+        ``extra_headers`` (e.g. ``{"x-trace-id": "..."}``) go with every attempt's HTTP
+        request, over all three wire protocols; credentials and framing headers are
+        refused (:class:`InvalidRequestError`).
         """
         try:
             request, plan = await self._prepare_async(
@@ -501,6 +520,7 @@ class Stack:
                     "temperature": temperature,
                     "stop": stop,
                     "metadata": metadata,
+                    "extra_headers": extra_headers,
                 },
                 route_key=route_key,
             )
@@ -539,6 +559,7 @@ class Stack:
         metadata: Mapping[str, str] | None = None,
         on_event: Callable[[ExecutionEvent], None] | None = None,
         route_key: str | None = None,
+        extra_headers: Mapping[str, str] | None = None,
     ) -> AsyncIterator[StreamEvent]:
         """Stream the reply: ``async for event in stack.stream(...)``.
 
@@ -558,6 +579,7 @@ class Stack:
             "temperature": temperature,
             "stop": stop,
             "metadata": metadata,
+            "extra_headers": extra_headers,
         }
         if skill is None and model is None and self._classifier_is_async:
             return self._stream_after_classifying(

@@ -9,6 +9,8 @@ the router, executor, ledger and graph only ever see these.
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -165,6 +167,62 @@ def coerce_messages(messages: MessagesInput) -> list[Message]:
     ]
 
 
+#: Headers a caller may not set: credentials (the adapter sends the deployment's key),
+#: HTTP framing, and the executor's own attempt ids.
+RESERVED_HEADERS = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "x-api-key",
+        "api-key",
+        "cookie",
+        "host",
+        "content-length",
+        "content-type",
+        "transfer-encoding",
+        "connection",
+        "x-hybridstack-call",
+        "x-hybridstack-attempt",
+    }
+)
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+def check_extra_headers(value: Any) -> dict[str, str]:
+    """``extra_headers`` as a dict of text to text, or a ValueError saying what to fix."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValueError(
+            f"expected a dict of header name to text, e.g. {{'x-trace-id': 'abc'}}, "
+            f"got {type(value).__name__}"
+        )
+    headers: dict[str, str] = {}
+    for name, text in value.items():
+        if not isinstance(name, str) or not _HEADER_NAME.match(name):
+            raise ValueError(
+                f"header name {name!r} is not a valid HTTP header name "
+                "(letters, digits and - _ . only, no spaces)"
+            )
+        if name.lower() in RESERVED_HEADERS:
+            raise ValueError(
+                f"header {name!r} cannot be set per call: hybridstack sends it itself "
+                "(credentials come from the deployment's key variable)"
+            )
+        if not isinstance(text, str):
+            raise ValueError(
+                f"header {name!r}: the value must be text, got {type(text).__name__} "
+                "(write it as a string)"
+            )
+        if any(ch in text for ch in "\r\n\0"):
+            raise ValueError(
+                f"header {name!r}: the value contains a line break or NUL character, "
+                "which would split the HTTP request; remove it"
+            )
+        headers[name] = text
+    return headers
+
+
 class ChatRequest(_Frozen):
     """One chat completion request, independent of provider and wire format."""
 
@@ -180,6 +238,10 @@ class ChatRequest(_Frozen):
     stop: tuple[str, ...] = ()
     #: Free-form tags for your own bookkeeping (user id, ticket …); never sent upstream.
     metadata: dict[str, str] = Field(default_factory=dict)
+    #: HTTP headers sent with every attempt of this call (a trace id, an idempotency
+    #: key …): text to text, no line breaks, none of the auth or framing headers the
+    #: adapters own. Never in a repr, a dump, the ledger or a log.
+    extra_headers: dict[str, str] = Field(default_factory=dict, repr=False, exclude=True)
 
     @field_validator("messages", mode="before")
     @classmethod
@@ -194,6 +256,11 @@ class ChatRequest(_Frozen):
         if all(m.role == "system" for m in value):
             raise ValueError("needs a user message, not only system messages")
         return value
+
+    @field_validator("extra_headers", mode="before")
+    @classmethod
+    def _headers(cls, value: Any) -> Any:
+        return check_extra_headers(value)
 
     @field_validator("max_tokens", mode="wrap")
     @classmethod
@@ -374,6 +441,8 @@ class Attempt(BaseModel):
     ttft_s: float | None = None
     latency_s: float = 0.0
     usage: Usage = Usage()
+    #: True when the provider reported no usage and ``usage`` is hybridstack's estimate.
+    usage_estimated: bool = False
     cost_usd: float = 0.0
     outcome: Outcome = "ok"
     error_type: str | None = None

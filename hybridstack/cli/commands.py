@@ -115,6 +115,7 @@ def cmd_smoke(args: argparse.Namespace) -> int:
 async def _smoke() -> list[dict[str, Any]]:
     from hybridstack.catalog import Catalog
     from hybridstack.emulator import Emulator, emulator_config_for, offline_catalog
+    from hybridstack.ledger.pricing import price_usage
     from hybridstack.providers import create_provider, load_adapters
     from hybridstack.types import ChatRequest, Message
 
@@ -137,9 +138,7 @@ async def _smoke() -> list[dict[str, Any]]:
                 reply = await provider.complete(request)
             finally:
                 await provider.aclose()
-            cost = deployment.price.cost(
-                reply.usage.input_tokens, reply.usage.output_tokens, reply.usage.cached_input_tokens
-            )
+            cost = price_usage(deployment.price, reply.usage)
             rows.append(
                 {
                     "protocol": protocol,

@@ -176,6 +176,11 @@ class EmulatedDeployment(BaseModel):
     reply_words: int | None = Field(
         default=None, ge=0, description="override EmulatorConfig.reply_words"
     )
+    stream_usage: bool = Field(
+        default=True,
+        description="False: an openai-protocol stream never ends with a usage frame, even "
+        "when asked (stream_options.include_usage), like a llama.cpp server",
+    )
 
     @model_validator(mode="after")
     def _default_model(self) -> EmulatedDeployment:

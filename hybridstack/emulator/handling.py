@@ -25,7 +25,13 @@ from hybridstack.emulator.config import (
     EmulatorConfig,
     FaultProfile,
 )
-from hybridstack.emulator.state import _MESSAGE_PREFIX, _WIRES, _api_key, _Deployment
+from hybridstack.emulator.state import (
+    _MESSAGE_PREFIX,
+    _SECRET_HEADERS,
+    _WIRES,
+    _api_key,
+    _Deployment,
+)
 from hybridstack.emulator.synthesis import refusal_turn, synthesize
 from hybridstack.emulator.wire.common import (
     BadRequest,
@@ -81,6 +87,9 @@ class RequestHandling:
         return "ok"
 
     def _record(self, dep: _Deployment, headers: Mapping[str, str], outcome: str) -> None:
+        dep.tally.headers.append(
+            {k.lower(): v for k, v in headers.items() if k.lower() not in _SECRET_HEADERS}
+        )
         call_id = headers.get("x-hybridstack-call")
         attempt_id = headers.get("x-hybridstack-attempt")
         if call_id is not None or attempt_id is not None:
@@ -121,6 +130,8 @@ class RequestHandling:
             if not isinstance(body, dict):
                 raise BadRequest("The request body must be a JSON object.")
             req = wire.parse(body, headers)
+            if not dep.spec.stream_usage:
+                req.include_usage = False
         except (ValueError, BadRequest) as exc:
             message = (
                 exc.message if isinstance(exc, BadRequest) else "Could not parse the JSON body."

@@ -277,6 +277,22 @@ class Emulator(RequestHandling):
             fields["outage_mode"] = mode
         self.set_faults(names, **fields)
 
+    def set_stream_usage(self, names: str | Iterable[str], on: bool = True) -> None:
+        """Whether openai-protocol streams of ``names`` end with a usage frame when asked
+        (``on=False``: never, like a llama.cpp server)."""
+        with self._lock:
+            for dep in self._resolve(names):
+                dep.spec = dep.spec.model_copy(update={"stream_usage": on})
+
+    def received_headers(self, name: str) -> list[dict[str, str]]:
+        """The HTTP headers of the latest requests to ``name`` (up to 256, oldest first).
+
+        Names are lower-cased; credentials (``Authorization``, ``x-api-key`` …) are never
+        kept. Cleared by :meth:`reset_counters`.
+        """
+        with self._lock:
+            return [dict(h) for h in self._resolve(name)[0].tally.headers]
+
     def script(self, names: str | Iterable[str], outcomes: Iterable[str | int]) -> None:
         """Queue exact outcomes, consumed one per request before any probability applies.
 

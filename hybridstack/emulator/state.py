@@ -47,6 +47,14 @@ class _Tally:
     input_tokens: int = 0
     output_tokens: int = 0
     attempts: list[AttemptRecord] = field(default_factory=list)
+    #: The headers of the latest requests (credentials left out), newest last.
+    headers: deque[dict[str, str]] = field(default_factory=lambda: deque(maxlen=_KEPT_HEADERS))
+
+
+#: How many requests' headers each deployment keeps for ``Emulator.received_headers``.
+_KEPT_HEADERS = 256
+#: Never kept: the credentials a client sends.
+_SECRET_HEADERS = frozenset({"authorization", "x-api-key", "proxy-authorization", "cookie"})
 
 
 class _Deployment:

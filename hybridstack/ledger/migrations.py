@@ -109,6 +109,13 @@ def m002_attempt_indexes(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX attempts_started_at ON attempts (started_at)")
 
 
+@migration
+def m003_usage_estimated(db: sqlite3.Connection) -> None:
+    # 1 when the provider reported no usage (a llama.cpp stream without a usage frame)
+    # and the row's token counts and cost are hybridstack's estimate.
+    db.execute("ALTER TABLE attempts ADD COLUMN usage_estimated INTEGER NOT NULL DEFAULT 0")
+
+
 def ensure_migrations_table(db: sqlite3.Connection) -> None:
     db.execute(
         f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} "

@@ -53,6 +53,7 @@ COLUMNS: tuple[str, ...] = (
     "data_class",
     "reasons",
     "redactions",
+    "usage_estimated",
 )
 
 COLUMN_LIST = ", ".join(COLUMNS)
@@ -203,6 +204,7 @@ def to_row(a: Attempt) -> Row:
         a.data_class,
         _reasons_json(a.reasons) if a.reasons else "[]",
         json.dumps(a.redactions, ensure_ascii=False, sort_keys=True) if a.redactions else "{}",
+        int(a.usage_estimated),
     )
 
 
@@ -240,6 +242,7 @@ def from_row(row: Row) -> Attempt:
         data_class,
         reasons,
         redactions,
+        usage_estimated,
     ) = row
     return Attempt(
         call_id=call_id,
@@ -261,6 +264,7 @@ def from_row(row: Row) -> Attempt:
             output_tokens=output_tokens,
             cached_input_tokens=cached_input_tokens,
         ),
+        usage_estimated=bool(usage_estimated),
         cost_usd=cost_usd,
         outcome=outcome,
         error_type=error_type,

@@ -1,7 +1,7 @@
 """Resilience: execute a plan with retries, circuit breakers, fail-over, hedging and budgets.
 
 * :class:`Executor` runs a :class:`~hybridstack.routing.Plan` (see
-  :mod:`hybridstack.resilience.executor` for the exact policy);
+  ``docs/resilience.md`` for the exact policy);
 * :class:`BreakerRegistry` holds a circuit breaker per deployment and per quota scope;
 * :class:`ProviderPool` caches one provider client per deployment;
 * :class:`RetrySettings`, :class:`BreakerSettings`, :class:`Budget`,
