@@ -57,7 +57,8 @@ from hybridstack.routing.sovereignty import DataClassRules
 from hybridstack.tokens import TokenCount, TokenCounter, default_counter, tokenizer_for
 from hybridstack.types import ChatRequest
 
-if TYPE_CHECKING:  # the router only reads a tracker; it never imports resilience
+if TYPE_CHECKING:  # the router only reads a tracker and a store; it never imports resilience
+    from hybridstack.resilience.health import HealthStore
     from hybridstack.resilience.latency import LatencyTracker
 
 __all__ = ["Router", "default_key_available"]
@@ -264,6 +265,8 @@ class Router:
             :data:`hybridstack.tokens.default_counter`: exact for Qwen, else estimated).
         record_plans: count each plan's first candidate in the diversification window
             (for routers used without an executor calling :meth:`record_choice`).
+        share_store: a shared health store for the diversification window (a
+            ``HealthStore``): calls are counted across every process using it.
     """
 
     def __init__(
@@ -282,6 +285,7 @@ class Router:
         default_output_tokens: int = 512,
         record_plans: bool = False,
         token_counter: TokenCounter | None = None,
+        share_store: HealthStore | None = None,
     ) -> None:
         if default_output_tokens < 1:
             raise ConfigurationError("default_output_tokens must be positive")
@@ -308,6 +312,7 @@ class Router:
         self._lock = threading.Lock()
         self._history: deque[str] = deque(maxlen=10_000)
         self._windows: dict[int, _ShareWindow] = {}
+        self.share_store = share_store if share_store is not None and share_store.shared else None
 
     # --- configuration (setting any of these drops the static cache) ------------------
 
@@ -834,12 +839,10 @@ class Router:
     def _diversify(
         self, rows: list[list[Any]], pol: Policy, extra: dict[str, list[Any]]
     ) -> list[list[Any]]:
-        window = self._window(pol.window)
-        total = len(window.ring)
+        counts, total = self._shares(pol.window)
         if not total:
             return rows
         cap = pol.max_jurisdiction_share or 1.0
-        counts = window.counts
         kept: list[list[Any]] = []
         moved: list[list[Any]] = []
         for row in rows:
@@ -853,7 +856,18 @@ class Router:
             extra.setdefault(e.id, []).append((_CAPPED, (e.jurisdiction, share, total, cap)))
         return kept + moved
 
+    def _shares(self, size: int) -> tuple[dict[str, int], int]:
+        """Counts per jurisdiction in the last ``size`` calls (the fleet's, when shared)."""
+        if self.share_store is not None:
+            shared = self.share_store.share_counts(size)
+            if shared is not None:
+                return shared
+        window = self._window(size)
+        return window.counts, len(window.ring)
+
     def _record(self, jurisdiction: str) -> None:
+        if self.share_store is not None:
+            self.share_store.share_add(jurisdiction)
         with self._lock:
             self._history.append(jurisdiction)
             for window in self._windows.values():
@@ -882,9 +896,8 @@ class Router:
 
     def jurisdiction_shares(self, window: int | None = None) -> dict[str, float]:
         """Each jurisdiction's share of the last ``window`` recorded calls."""
-        w = self._window(window or self.policy.window)
-        total = len(w.ring)
-        return {j: c / total for j, c in w.counts.items() if c} if total else {}
+        counts, total = self._shares(window or self.policy.window)
+        return {j: c / total for j, c in counts.items() if c} if total else {}
 
     # --- validation ---------------------------------------------------------------------
 
