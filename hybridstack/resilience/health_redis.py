@@ -266,8 +266,8 @@ class RedisHealthStore(HealthStore):
         *,
         prefix: str = "hybridstack",
         cache_ttl_s: float = 1.0,
-        flush_interval_s: float = 0.05,
-        timeout_s: float = 0.5,
+        flush_interval_s: float = 0.2,
+        timeout_s: float = 2.0,
         retry_s: float = 1.0,
         key_ttl_s: float = 3600.0,
     ) -> None:
@@ -519,24 +519,36 @@ class RedisHealthStore(HealthStore):
         script = client.register_script(SYNC_SCRIPT)
         listener = asyncio.ensure_future(self._listen())
         next_pull = 0.0
+        next_flush = 0.0  # when the oldest queued non-urgent push is due (0: none queued)
         try:
             while not self._stop:
-                wait = max(0.0, min(self.flush_interval_s, next_pull - time.monotonic()))
-                if not self._ops or not self._live:
-                    wait = max(0.0, next_pull - time.monotonic())
-                if wait > 0:
+                now = time.monotonic()
+                if self._ops and not next_flush:
+                    next_flush = now + self.flush_interval_s
+                if not self._live:
+                    deadline = next_pull  # degraded: try again at the retry time
+                elif next_flush:
+                    deadline = min(next_flush, next_pull)
+                else:
+                    deadline = min(now + self.flush_interval_s, next_pull)
+                if deadline > now:
                     try:
-                        await asyncio.wait_for(self._wake.wait(), timeout=wait)
+                        await asyncio.wait_for(self._wake.wait(), timeout=deadline - now)
                     except TimeoutError:
                         pass
+                woken = self._wake.is_set()
                 self._wake.clear()
                 self._kicked = False
                 if self._stop:
                     break
-                if not self._live and time.monotonic() < next_pull:
-                    continue  # degraded: wait for the retry time, keep queueing
+                now = time.monotonic()
+                if not self._live and now < next_pull:
+                    continue  # degraded: keep queueing until the retry time
+                if not (woken or now >= next_pull or (next_flush and now >= next_flush)):
+                    continue
                 ok = await self._sync(script)
                 next_pull = time.monotonic() + (self.cache_ttl_s if ok else self.retry_s)
+                next_flush = 0.0
             if self._ops and self._live:
                 await self._sync(script)  # the last pushes (probe releases, holds)
         finally:
