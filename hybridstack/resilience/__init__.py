@@ -51,7 +51,7 @@ __all__ = [
     "MemoryHealthStore",
     "ProviderFactory",
     "ProviderPool",
-    "RedisHealthStore",
     "Redactor",
+    "RedisHealthStore",
     "RetrySettings",
 ]

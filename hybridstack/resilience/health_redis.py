@@ -555,11 +555,11 @@ class RedisHealthStore(HealthStore):
             listener.cancel()
             try:
                 await listener
-            except BaseException:  # noqa: BLE001 - cancelled, or the listener's own end
+            except BaseException:
                 pass
             try:
                 await client.aclose()
-            except Exception:  # noqa: BLE001 - closing a dead connection
+            except Exception:
                 pass
 
     async def _listen(self) -> None:
@@ -577,13 +577,13 @@ class RedisHealthStore(HealthStore):
                         self._wake.set()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - Redis away: the sync loop reports it
+            except Exception:
                 await asyncio.sleep(self.retry_s)
             finally:
                 try:
                     await pubsub.aclose()
                     await client.aclose()
-                except Exception:  # noqa: BLE001
+                except Exception:
                     pass
 
     def _batch(self) -> tuple[list[tuple[int, float, list[Any]]], list[list[Any]], int]:
@@ -630,7 +630,7 @@ class RedisHealthStore(HealthStore):
                 ],
             )
             data = json.loads(raw)
-        except Exception as error:  # noqa: BLE001 - any failure means "degrade", never raise
+        except Exception as error:
             # Keep what was not sent (oldest first), unless the queue filled meanwhile.
             if len(self._ops) + len(taken) <= (self._ops.maxlen or 0):
                 self._ops.extendleft(reversed(taken))
