@@ -75,6 +75,7 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local names = P .. ':names'
 local changed = false
+local touched = {}
 local claims = {}
 
 local function bkey(k) return P .. ':b:' .. k end
@@ -90,6 +91,7 @@ local function save(k, b)
   redis.call('PEXPIRE', bkey(k), ttl)
   redis.call('SADD', names, k)
   redis.call('PEXPIRE', names, ttl)
+  touched[k] = true
 end
 local function open(b, cd, fo)
   local untl = now + cd * 1000
@@ -193,18 +195,25 @@ for _, op in ipairs(ops) do
   end
 end
 
-if changed then redis.call('PUBLISH', P .. ':changed', owner) end
+local function row(k)
+  local h = redis.call('HMGET', bkey(k), 'st', 'ou', 'cd', 'fo', 'v', 'hu')
+  if not h[5] then return nil end
+  local ou, hu = tonumber(h[2]) or 0, tonumber(h[6]) or 0
+  return {tonumber(h[1]) or 0, math.max(0, ou - now), tonumber(h[3]) or 0,
+          tonumber(h[4]) or 0, tonumber(h[5]), math.max(0, hu - now)}
+end
+
+if changed then
+  -- the changed breakers ride along, so the others adopt them without a round trip
+  local rows = {}
+  for k, _ in pairs(touched) do rows[k] = row(k) end
+  redis.call('PUBLISH', P .. ':changed', cjson.encode({o = owner, b = rows}))
+end
 
 local out_b = {}
 for _, k in ipairs(redis.call('SMEMBERS', names)) do
-  local h = redis.call('HMGET', bkey(k), 'st', 'ou', 'cd', 'fo', 'v', 'hu')
-  if not h[5] then
-    redis.call('SREM', names, k)
-  else
-    local ou, hu = tonumber(h[2]) or 0, tonumber(h[6]) or 0
-    out_b[k] = {tonumber(h[1]) or 0, math.max(0, ou - now), tonumber(h[3]) or 0,
-                tonumber(h[4]) or 0, tonumber(h[5]), math.max(0, hu - now)}
-  end
+  local r = row(k)
+  if r then out_b[k] = r else redis.call('SREM', names, k) end
 end
 local out_l = {}
 for _, k in ipairs(redis.call('SMEMBERS', P .. ':lnames')) do
@@ -572,9 +581,8 @@ class RedisHealthStore(HealthStore):
                 await pubsub.subscribe(channel)
                 while not self._stop:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                    if message is not None and message.get("data") != self._owner:
-                        assert self._wake is not None
-                        self._wake.set()
+                    if message is not None:
+                        self._notified(message.get("data"))
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -585,6 +593,51 @@ class RedisHealthStore(HealthStore):
                     await client.aclose()
                 except Exception:
                     pass
+
+    def _notified(self, data: Any) -> None:
+        """Adopt the breakers another process's batch changed; pull soon for the rest."""
+        try:
+            news = json.loads(data)
+            if news.get("o") == self._owner:
+                return
+            rows = _mapping(news.get("b"))
+        except (TypeError, ValueError, AttributeError):
+            rows = {}
+        if rows and self._live:
+            views = dict(self._views)
+            for key, view in self._rows(rows, time.monotonic(), views).items():
+                old = views.get(key)
+                if old is None or view.version >= old.version:  # never step back
+                    views[key] = view
+            self._views = views
+        assert self._wake is not None
+        self._wake.set()
+
+    def _rows(
+        self, rows: dict[str, Any], arrived: float, old_views: dict[str, SharedBreaker]
+    ) -> dict[str, SharedBreaker]:
+        views: dict[str, SharedBreaker] = {}
+        for key, row in rows.items():
+            st, open_ms, cooldown, failover, version, held_ms = row
+            old = old_views.get(key)
+            held = held_ms / 1000.0
+            if (
+                old is not None
+                and old.version == version
+                and abs(old.remaining(old.held_for_s, arrived) - held) < 0.05
+            ):
+                views[key] = old  # unchanged: the breakers need not look again
+                continue
+            views[key] = SharedBreaker(
+                version=int(version),
+                open=bool(st),
+                open_for_s=open_ms / 1000.0,
+                cooldown_s=float(cooldown),
+                failover=bool(failover),
+                held_for_s=held,
+                at=arrived,
+            )
+        return views
 
     def _batch(self) -> tuple[list[tuple[int, float, list[Any]]], list[list[Any]], int]:
         taken: list[tuple[int, float, list[Any]]] = []
@@ -655,28 +708,7 @@ class RedisHealthStore(HealthStore):
             )
 
     def _apply(self, data: dict[str, Any], top: int, arrived: float) -> None:
-        views: dict[str, SharedBreaker] = {}
-        old_views = self._views
-        for key, row in _mapping(data.get("b")).items():
-            st, open_ms, cooldown, failover, version, held_ms = row
-            old = old_views.get(key)
-            held = held_ms / 1000.0
-            if (
-                old is not None
-                and old.version == version
-                and abs(old.remaining(old.held_for_s, arrived) - held) < 0.05
-            ):
-                views[key] = old  # unchanged: the breakers need not look again
-                continue
-            views[key] = SharedBreaker(
-                version=int(version),
-                open=bool(st),
-                open_for_s=open_ms / 1000.0,
-                cooldown_s=float(cooldown),
-                failover=bool(failover),
-                held_for_s=held,
-                at=arrived,
-            )
+        views = self._rows(_mapping(data.get("b")), arrived, self._views)
         for key, (mine, pttl) in _mapping(data.get("c")).items():
             if mine:
                 self._claims[key] = (True, arrived + max(pttl / 1000.0 - _CLAIM_MARGIN_S, 0.0))
