@@ -25,6 +25,10 @@ Example::
 
     [catalog]
     files = ["my-models.toml"]   # relative to this file
+
+    [health]                     # share breakers and holds across processes
+    url = "redis://127.0.0.1:6379/0"
+    prefix = "hybridstack"
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from hybridstack.errors import ConfigurationError
 if TYPE_CHECKING:
     from hybridstack.catalog import Catalog
     from hybridstack.ledger import Ledger
+    from hybridstack.resilience.health import HealthStore
     from hybridstack.stack import Stack
 
 __all__ = ["HybridStackConfig", "find_config", "load_config"]
@@ -77,6 +82,15 @@ class LedgerSection(_Section):
     path: str = "memory"
 
 
+class HealthSection(_Section):
+    #: ``memory`` (each process its own) or a Redis URL shared by a fleet.
+    url: str = "memory"
+    #: Key namespace in Redis: fleets that must not share state use different ones.
+    prefix: str = "hybridstack"
+    #: The most a read may lag another process (seconds).
+    cache_ttl_s: float | int = 1.0
+
+
 class HybridStackConfig(_Section):
     """The whole file. Unknown keys are errors (a typo must not be silently ignored)."""
 
@@ -89,6 +103,7 @@ class HybridStackConfig(_Section):
     hedge: dict[str, Any] = Field(default_factory=dict)
     catalog: CatalogSection = Field(default_factory=CatalogSection)
     ledger: LedgerSection = Field(default_factory=LedgerSection)
+    health: HealthSection = Field(default_factory=HealthSection)
     #: Where the file was read from (set by :func:`load_config`).
     source: Path | None = Field(default=None, exclude=True)
 
@@ -112,6 +127,28 @@ class HybridStackConfig(_Section):
         if self.ledger.path == "memory":
             return MemoryLedger()
         return SQLiteLedger(self._relative(self.ledger.path))
+
+    def build_health_store(self) -> HealthStore:
+        """The ``[health]`` store (a Redis one connects in the background, never blocks)."""
+        from hybridstack.resilience.health import MemoryHealthStore
+
+        url = self.health.url
+        if url == "memory":
+            return MemoryHealthStore()
+        where = str(self.source) if self.source else "<config>"
+        if not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigurationError(
+                f"{where}: health.url: expected 'memory' or a Redis URL such as "
+                "'redis://127.0.0.1:6379/0'"
+            )
+        from hybridstack.resilience.health_redis import RedisHealthStore
+
+        try:
+            return RedisHealthStore(
+                url, prefix=self.health.prefix, cache_ttl_s=float(self.health.cache_ttl_s)
+            )
+        except ConfigurationError as error:
+            raise ConfigurationError(f"{where}: [health]: {error}") from None
 
     def stack_options(self) -> dict[str, Any]:
         """Keyword arguments for :class:`~hybridstack.Stack` (all validated here)."""
@@ -161,6 +198,11 @@ class HybridStackConfig(_Section):
         options = self.stack_options()
         options.update({k: v for k, v in overrides.items() if v is not None})
         options.setdefault("ledger", self.build_ledger())
+        if self.health.url != "memory" and "health_store" not in options:
+            options["health_store"] = self.build_health_store()
+            stack = Stack(catalog if catalog is not None else self.build_catalog(), **options)
+            stack._owns_store = True  # built from the file: the stack closes it
+            return stack
         return Stack(catalog if catalog is not None else self.build_catalog(), **options)
 
 
@@ -315,6 +357,13 @@ def load_config(path: str | os.PathLike[str] | None = None) -> HybridStackConfig
         str(found), "routing.deny_jurisdictions", config.routing.deny_jurisdictions
     )
     config.stack_options()  # every setting is checked now, with the file's name
+    if config.health.url != "memory" and not config.health.url.startswith(
+        ("redis://", "rediss://", "unix://")
+    ):
+        raise ConfigurationError(
+            f"{found}: health.url: expected 'memory' or a Redis URL such as "
+            "'redis://127.0.0.1:6379/0'"
+        )
     if config.routing.deny_deployments:
         from hybridstack.catalog.refs import unnamed_entry
 

@@ -52,6 +52,7 @@ from hybridstack.resilience import (
     ProviderPool,
     RetrySettings,
 )
+from hybridstack.resilience.health import HealthStore, health_store_from
 from hybridstack.routing import (
     DataClassRules,
     Plan,
@@ -171,6 +172,11 @@ class Stack:
             ``complete()`` and ``stream()`` await it. ``route()`` never calls a model, so
             with an async classifier it uses the classifier's ``offline_guess`` (pass
             ``skill=`` to pin the skill everywhere).
+        health_store: where breakers, Retry-After holds, latency and the diversified
+            window live: None (this process only, the default), a Redis URL
+            (``"redis://127.0.0.1:6379/0"``, shared by every Stack pointed at it; needs
+            ``hybridstack[redis]``) or a ``HealthStore``. A store built here from a URL
+            is closed by :meth:`aclose`; one you pass in stays yours to close.
     """
 
     def __init__(
@@ -193,6 +199,7 @@ class Stack:
         routes: Mapping[str | tuple[str, str], Sequence[str]] | None = None,
         run_id: str | None = None,
         skill_classifier: SkillClassifierLike | None = None,
+        health_store: HealthStore | str | None = None,
     ) -> None:
         if stream_failover not in ("raise", "resume"):
             raise ValueError(
@@ -204,8 +211,10 @@ class Stack:
         self.catalog = catalog if catalog is not None else Catalog.default()
         self._keys = KeyResolver(api_keys)  # names in its repr, values never
         self.ledger: Ledger = ledger if ledger is not None else MemoryLedger()
-        self.latency = LatencyTracker()
-        self.breakers = BreakerRegistry(breakers or BreakerSettings())
+        self._owns_store = not isinstance(health_store, HealthStore)
+        self.health_store = health_store_from(health_store)
+        self.latency = LatencyTracker(store=self.health_store)
+        self.breakers = BreakerRegistry(breakers or BreakerSettings(), store=self.health_store)
         self.budget = budget or Budget()
         self.redact_personal_data = redact_personal_data
         self.run_id = run_id
@@ -227,6 +236,7 @@ class Stack:
             health=self.breakers.health,
             latency=self.latency,
             key_available=self._keys.available,
+            share_store=self.health_store,
         )
         # Fail closed at build time: a route that could leak raises SovereigntyError here.
         self.router.validate()
@@ -762,8 +772,10 @@ class Stack:
         return warmed
 
     async def aclose(self) -> None:
-        """Close every provider client this stack opened."""
+        """Close every provider client this stack opened (and a health store it built)."""
         await self._pool.aclose()
+        if self._owns_store:
+            await asyncio.to_thread(self.health_store.close)
 
     async def __aenter__(self) -> Stack:
         return self

@@ -6,7 +6,9 @@
 * :class:`ProviderPool` caches one provider client per deployment;
 * :class:`RetrySettings`, :class:`BreakerSettings`, :class:`Budget`,
   :class:`HedgeSettings` are the frozen settings;
-* :class:`LatencyTracker` measures each deployment's latency (EWMA, p95).
+* :class:`LatencyTracker` measures each deployment's latency (EWMA, p95);
+* :class:`HealthStore` is where that state lives: :class:`MemoryHealthStore` (this
+  process only, the default) or :class:`RedisHealthStore` (shared by a fleet).
 """
 
 from hybridstack.resilience.breaker import (
@@ -24,6 +26,8 @@ from hybridstack.resilience.executor import (
     Executor,
     Redactor,
 )
+from hybridstack.resilience.health import HealthStore, MemoryHealthStore
+from hybridstack.resilience.health_redis import RedisHealthStore
 from hybridstack.resilience.latency import LatencyTracker
 from hybridstack.resilience.pool import ProviderFactory, ProviderPool
 from hybridstack.resilience.settings import BreakerSettings, Budget, HedgeSettings, RetrySettings
@@ -41,10 +45,13 @@ __all__ = [
     "DeploymentSkippedError",
     "ExecutionEvent",
     "Executor",
+    "HealthStore",
     "HedgeSettings",
     "LatencyTracker",
+    "MemoryHealthStore",
     "ProviderFactory",
     "ProviderPool",
     "Redactor",
+    "RedisHealthStore",
     "RetrySettings",
 ]

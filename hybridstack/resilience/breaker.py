@@ -51,6 +51,13 @@ What counts, per taxonomy kind (see :meth:`BreakerRegistry.record_failure`):
 
 Time comes from an injectable monotonic ``clock`` so tests can drive it. The breakers
 are meant for one event loop (or one thread) at a time, like the clients they guard.
+
+With a shared :class:`~hybridstack.resilience.health.HealthStore` (``store=``) a breaker
+also tells the store each outcome it judged, each open, close and hold, and before it
+answers anything it adopts the fleet's view (open until, held until, closed by another
+process's probe) from the store's local cache; a probe is sent only by the process
+that claimed it in the store. Without one (or while the store is degraded) nothing
+changes: each breaker decides from what its own process saw.
 """
 
 from __future__ import annotations
@@ -63,6 +70,7 @@ from typing import Literal
 
 from hybridstack.catalog.models import Deployment
 from hybridstack.errors import ProviderError
+from hybridstack.resilience.health import HealthStore, SharedBreaker, breaker_key
 from hybridstack.resilience.settings import BreakerSettings
 
 __all__ = [
@@ -123,6 +131,9 @@ def is_scope_wide(error: ProviderError) -> bool:
 _WARMUP_RETRY_S = 0.05
 #: How often a call waiting on a breaker whose probe is out asks again for its verdict.
 _PROBE_POLL_S = 0.05
+#: A shared open-until later than the local one by less than this is the same opening
+#: (the store's round trip), not a re-opening.
+_SKEW_S = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +238,7 @@ class CircuitBreaker:
         "_failover",
         "_hold_until",
         "_in_flight",
+        "_key",
         "_last_probe_at",
         "_last_success_at",
         "_newest_success",
@@ -237,6 +249,8 @@ class CircuitBreaker:
         "_run",
         "_sent",
         "_state",
+        "_store",
+        "_synced",
         "_window_failures",
         "failures_total",
         "kind",
@@ -254,9 +268,13 @@ class CircuitBreaker:
         *,
         clock: Clock = time.monotonic,
         kind: Literal["deployment", "quota_scope"] = "deployment",
+        store: HealthStore | None = None,
     ) -> None:
         self.name = name
         self.kind = kind
+        self._store = store if store is not None and store.shared else None
+        self._key = breaker_key(kind, name)
+        self._synced: SharedBreaker | None = None
         self.settings = settings or BreakerSettings()
         self._clock = clock
         self._state: BreakerState = CLOSED
@@ -288,6 +306,46 @@ class CircuitBreaker:
     def __repr__(self) -> str:
         return f"CircuitBreaker({self.name!r}, state={self.health()!r})"
 
+    # --- the shared view -------------------------------------------------------------
+
+    def _now(self) -> float:
+        """The clock, after adopting the fleet's view if the store has a newer one."""
+        now = self._clock()
+        if self._store is not None:
+            view = self._store.breaker_view(self._key)
+            if view is not None and view is not self._synced:
+                self._adopt(view, now)
+        return now
+
+    def _adopt(self, view: SharedBreaker, now: float) -> None:
+        self._synced = view
+        if view.held_for_s > 0:
+            self._hold_until = max(self._hold_until, now + view.remaining(view.held_for_s))
+        if view.open:
+            until = now + view.remaining(view.open_for_s)
+            if self._state is CLOSED:
+                # Another process (or the shared window) opened it: a new epoch here too.
+                self._state = OPEN
+                self._open_until = until
+                self._cooldown = view.cooldown_s or self.settings.cooldown_s
+                self._failover = view.failover
+                self._epoch = self._sent
+                self._probes = 0
+                self._last_probe_at = now
+                self.times_opened += 1
+            elif until > self._open_until + _SKEW_S:
+                reopened = self._refresh(now) is HALF_OPEN  # another process's probe failed
+                self._state = OPEN
+                self._open_until = until
+                self._cooldown = max(self._cooldown, view.cooldown_s)
+                self._failover = self._failover or view.failover
+                if reopened:
+                    self._epoch = self._sent
+                    self._probes = 0
+                    self._last_probe_at = now
+        elif self._state is not CLOSED:
+            self._close(push=False)  # another process's probe succeeded
+
     # --- reading -------------------------------------------------------------------
 
     def _refresh(self, now: float) -> BreakerState:
@@ -298,18 +356,18 @@ class CircuitBreaker:
     @property
     def state(self) -> BreakerState:
         """The state machine's state (a Retry-After hold is not included: see :meth:`health`)."""
-        return self._refresh(self._clock())
+        return self._refresh(self._now())
 
     def health(self) -> BreakerState:
         """``"open"`` while held by a Retry-After, else the state."""
-        now = self._clock()
+        now = self._now()
         if now < self._hold_until:
             return OPEN
         return self._refresh(now)
 
     def retry_in(self) -> float | None:
         """Seconds until a request may pass (0 now; None while a probe is in flight)."""
-        now = self._clock()
+        now = self._now()
         wait = max(0.0, self._hold_until - now)
         state = self._refresh(now)
         if state is OPEN:
@@ -332,7 +390,7 @@ class CircuitBreaker:
                 self._window_failures -= 1
 
     def info(self, *, scope: str | None = None, members: Iterable[str] = ()) -> BreakerInfo:
-        now = self._clock()
+        now = self._now()
         held = max(0.0, self._hold_until - now)
         state = self._refresh(now)
         self._trim(now)
@@ -369,8 +427,11 @@ class CircuitBreaker:
         breaker take an early probe, at most one per ``probe_interval_s``, unless it was
         opened by a fail-over error. Every ticket must be handed back to
         :meth:`on_success`, :meth:`on_failure`, :meth:`trip` or :meth:`release`.
+
+        With a shared store, a probe also needs this process to own the breaker's probe
+        claim; until the store says so the request is refused like one behind a probe.
         """
-        now = self._clock()
+        now = self._now()
         if now < self._hold_until:
             return BreakerBlock(
                 self.name, "hold", self._hold_until - now, self.kind == "quota_scope"
@@ -402,6 +463,16 @@ class CircuitBreaker:
                 return BreakerBlock(
                     self.name, "open", until_open, scope, max(0.0, min(early, until_open))
                 )
+        store = self._store
+        if store is not None:
+            if store.claim_probe(self._key, self.settings.probe_timeout_s) is not True:
+                # Another process probes (or the store has not answered yet): wait for it.
+                if state is OPEN:
+                    return BreakerBlock(
+                        self.name, "open", self._open_until - now, scope, _PROBE_POLL_S
+                    )
+                return BreakerBlock(self.name, "half_open", None, scope, _PROBE_POLL_S)
+            store.probe_started(self._key, self.settings.probe_timeout_s)
         return self._grant(HALF_OPEN, probe=True, now=now)
 
     def _grant(self, state: BreakerState, *, probe: bool, now: float) -> BreakerTicket:
@@ -428,10 +499,14 @@ class CircuitBreaker:
             # No ticket: as if sent just now; the probe if the breaker is half-open.
             seq = self._sent
             self._sent = seq + 1
-            probe = self._refresh(self._clock()) is HALF_OPEN
+            probe = self._refresh(self._now()) is HALF_OPEN
             if probe and self._probes > 0:
                 self._probes -= 1
+                if self._store is not None:
+                    self._store.release_probe(self._key)
             return seq, probe, False
+        if ticket.probe and self._store is not None:
+            self._store.release_probe(self._key)
         if ticket.seq < self._epoch:
             return ticket.seq, ticket.probe, True
         if ticket.probe and self._probes > 0:
@@ -444,7 +519,7 @@ class CircuitBreaker:
         self.successes_total += 1
         if stale:
             return
-        now = self._clock()
+        now = self._now()
         if self._state is not CLOSED:
             if probe and self._refresh(now) is not CLOSED:
                 self._close(now)
@@ -467,7 +542,7 @@ class CircuitBreaker:
             self.last_error = description
         if stale:
             return False
-        now = self._clock()
+        now = self._now()
         state = self._refresh(now)
         if state is not CLOSED:
             if probe and state is HALF_OPEN:
@@ -488,6 +563,8 @@ class CircuitBreaker:
         return min(self._cooldown * settings.cooldown_multiplier, settings.max_cooldown_s)
 
     def _observe(self, now: float, *, failed: bool) -> None:
+        if self._store is not None:
+            self._store.breaker_outcome(self._key, failed, self.settings)
         self._outcomes.append((now, failed))
         if failed:
             self._window_failures += 1
@@ -519,7 +596,7 @@ class CircuitBreaker:
         self.failures_total += 1
         if description is not None:
             self.last_error = description
-        now = self._clock()
+        now = self._now()
         state = self._refresh(now)
         if state is HALF_OPEN:
             # A failed probe: back off harder than before, and at least the trip's time.
@@ -528,6 +605,8 @@ class CircuitBreaker:
             self._open_until = max(self._open_until, now + cooldown_s)
             self._cooldown = max(self._cooldown, cooldown_s)
             self._failover = True
+            if self._store is not None:
+                self._store.breaker_opened(self._key, cooldown_s, True)
             return False
         self._open(now, cooldown_s, failover=True)
         return True
@@ -537,14 +616,16 @@ class CircuitBreaker:
         if description is not None:
             self.last_error = description
         self._hold_until = max(self._hold_until, self._clock() + max(0.0, seconds))
+        if self._store is not None and seconds > 0:
+            self._store.hold(self._key, seconds)
 
     def release(self, ticket: BreakerTicket | None = None) -> None:
         """An attempt ended without a verdict (cancelled): free its place (and probe slot)."""
         self._settle(ticket)
 
     def reset(self) -> None:
-        """Back to closed, no holds, counters kept."""
-        self._close()
+        """Back to closed, no holds, counters kept (with a shared store: for the fleet)."""
+        self._close(force=True)
         self._hold_until = 0.0
 
     def _clear(self) -> None:
@@ -554,7 +635,11 @@ class CircuitBreaker:
         self._run = []
         self._probes = 0
 
-    def _close(self, probe_succeeded_at: float | None = None) -> None:
+    def _close(
+        self, probe_succeeded_at: float | None = None, *, push: bool = True, force: bool = False
+    ) -> None:
+        if push and self._store is not None and self._state is not CLOSED:
+            self._store.breaker_closed(self._key, force)
         self._state = CLOSED
         self._open_until = 0.0
         self._failover = False
@@ -570,6 +655,8 @@ class CircuitBreaker:
         self._open_until = now + cooldown_s
         self._failover = failover
         self._last_probe_at = now
+        if self._store is not None:
+            self._store.breaker_opened(self._key, cooldown_s, failover)
         # A new epoch; the window and run stay as they were (what opened it) until it closes.
         self._epoch = self._sent
         self._probes = 0
@@ -583,13 +670,21 @@ class BreakerRegistry:
     ``snapshot`` are for alerting, and the executor goes through ``admit`` and the
     ``record_*`` methods (handing back the admission, so outcomes are judged in the
     order their requests were sent).
+
+    ``store``: a shared :class:`~hybridstack.resilience.health.HealthStore` (default: none,
+    every breaker is this process's own).
     """
 
     def __init__(
-        self, settings: BreakerSettings | None = None, *, clock: Clock = time.monotonic
+        self,
+        settings: BreakerSettings | None = None,
+        *,
+        clock: Clock = time.monotonic,
+        store: HealthStore | None = None,
     ) -> None:
         self.settings = settings or BreakerSettings()
         self._clock = clock
+        self.store = store if store is not None and store.shared else None
         self._deployments: dict[str, CircuitBreaker] = {}
         self._scopes: dict[str, CircuitBreaker] = {}
         #: deployment id -> (its breaker, its scope's breaker)
@@ -613,11 +708,13 @@ class BreakerRegistry:
     def _make_pair(self, key: str, scope: str) -> tuple[CircuitBreaker, CircuitBreaker]:
         own = self._deployments.get(key)
         if own is None:
-            own = self._deployments[key] = CircuitBreaker(key, self.settings, clock=self._clock)
+            own = self._deployments[key] = CircuitBreaker(
+                key, self.settings, clock=self._clock, store=self.store
+            )
         shared = self._scopes.get(scope)
         if shared is None:
             shared = self._scopes[scope] = CircuitBreaker(
-                scope, self.settings, clock=self._clock, kind="quota_scope"
+                scope, self.settings, clock=self._clock, kind="quota_scope", store=self.store
             )
         pair = self._pairs[key] = (own, shared)
         self._scope_of[key] = scope
@@ -629,9 +726,16 @@ class BreakerRegistry:
             return self._pairs.get(deployment)
         pair = self._pairs.get(deployment.id)
         if pair is None:
-            # Never used itself, but its quota scope may be held by a twin.
-            scope = self._scopes.get(deployment.quota_scope or deployment.id)
-            if scope is not None:
+            # Never used itself, but its quota scope may be held by a twin (here, or in
+            # another process when the store is shared).
+            scope = deployment.quota_scope or deployment.id
+            if scope in self._scopes:
+                return self._pair(deployment)
+            store = self.store
+            if store is not None and (
+                store.breaker_view(breaker_key("deployment", deployment.id)) is not None
+                or store.breaker_view(breaker_key("quota_scope", scope)) is not None
+            ):
                 return self._pair(deployment)
         return pair
 

@@ -9,13 +9,20 @@ so the router's hot path pays a dict look-up per deployment and nothing more.
   ``alpha=0.3`` weighs roughly the last five attempts, so a region that slows down is
   noticed within a few calls without one outlier dominating.
 * **p95** — nearest-rank percentile over the last ``window`` samples (default 100).
+
+With a shared :class:`~hybridstack.resilience.health.HealthStore` (``store=``) every
+sample is also pushed to the store, and :meth:`LatencyTracker.ewma` answers the fleet's
+EWMA (from the store's local cache) when it has one; percentiles and counts stay local.
 """
 
 from __future__ import annotations
 
 import math
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hybridstack.resilience.health import HealthStore
 
 __all__ = ["LatencyTracker"]
 
@@ -41,11 +48,14 @@ class LatencyTracker:
     Args:
         alpha: EWMA smoothing factor in (0, 1]; higher follows recent samples faster.
         window: how many recent samples the ring buffer keeps for percentiles.
+        store: a shared health store for the EWMA (default: this process's own).
     """
 
-    __slots__ = ("_lock", "_series", "alpha", "window")
+    __slots__ = ("_lock", "_series", "_store", "alpha", "window")
 
-    def __init__(self, *, alpha: float = 0.3, window: int = 100) -> None:
+    def __init__(
+        self, *, alpha: float = 0.3, window: int = 100, store: HealthStore | None = None
+    ) -> None:
         if not 0.0 < alpha <= 1.0:
             raise ValueError(f"alpha must be in (0, 1], got {alpha}")
         if window < 1:
@@ -54,12 +64,15 @@ class LatencyTracker:
         self.window = window
         self._series: dict[str, _Series] = {}
         self._lock = threading.Lock()
+        self._store = store if store is not None and store.shared else None
 
     def observe(self, deployment: Any, seconds: float) -> None:
         """Record one measured latency (seconds) for a deployment id or Deployment."""
         if not math.isfinite(seconds) or seconds < 0:
             return  # a clock glitch must not poison the average
         key = _key(deployment)
+        if self._store is not None:
+            self._store.latency_sample(key, seconds, self.alpha)
         with self._lock:
             series = self._series.get(key)
             if series is None:
@@ -78,7 +91,12 @@ class LatencyTracker:
 
     def ewma(self, deployment: Any) -> float | None:
         """The smoothed latency in seconds, or None when never measured."""
-        series = self._series.get(_key(deployment))
+        key = _key(deployment)
+        if self._store is not None:
+            shared = self._store.latency_ewma(key)
+            if shared is not None:
+                return shared
+        series = self._series.get(key)
         return None if series is None else series.ewma
 
     def p95(self, deployment: Any) -> float | None:

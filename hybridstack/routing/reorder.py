@@ -12,7 +12,7 @@ Sovereignty exclusions are final: nothing here brings an excluded deployment bac
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from hybridstack.catalog.models import Deployment
@@ -51,13 +51,16 @@ class ShareWindow:
 
 
 def diversify(
-    rows: list[Ranked], window: ShareWindow, cap: float, extra: dict[str, list[Any]]
+    rows: list[Ranked],
+    counts: Mapping[str, int],
+    total: int,
+    cap: float,
+    extra: dict[str, list[Any]],
 ) -> list[Ranked]:
-    """Rows whose jurisdiction is at or over ``cap`` of ``window`` moved behind the rest."""
-    total = len(window.ring)
+    """Rows whose jurisdiction is at or over ``cap`` of the last ``total`` calls (``counts``
+    per jurisdiction) moved behind the rest."""
     if not total:
         return rows
-    counts = window.counts
     kept: list[Ranked] = []
     moved: list[Ranked] = []
     for row in rows:

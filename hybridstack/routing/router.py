@@ -59,7 +59,8 @@ from hybridstack.routing.sovereignty import DataClassRules
 from hybridstack.tokens import TokenCounter, default_counter, tokenizer_for
 from hybridstack.types import ChatRequest
 
-if TYPE_CHECKING:  # the router only reads a tracker; it never imports resilience
+if TYPE_CHECKING:  # the router only reads a tracker and a store; it never imports resilience
+    from hybridstack.resilience.health import HealthStore
     from hybridstack.resilience.latency import LatencyTracker
 
 __all__ = ["Router", "default_key_available"]
@@ -97,6 +98,8 @@ class Router:
             :data:`hybridstack.tokens.default_counter`: exact for Qwen, else estimated).
         record_plans: count each plan's first candidate in the diversification window
             (for routers used without an executor calling :meth:`record_choice`).
+        share_store: a shared health store for the diversification window (a
+            ``HealthStore``): calls are counted across every process using it.
     """
 
     def __init__(
@@ -115,6 +118,7 @@ class Router:
         default_output_tokens: int = 512,
         record_plans: bool = False,
         token_counter: TokenCounter | None = None,
+        share_store: HealthStore | None = None,
     ) -> None:
         if default_output_tokens < 1:
             raise ConfigurationError("default_output_tokens must be positive")
@@ -142,6 +146,7 @@ class Router:
         self._lock = threading.Lock()
         self._history: deque[str] = deque(maxlen=10_000)
         self._windows: dict[int, ShareWindow] = {}
+        self.share_store = share_store if share_store is not None and share_store.shared else None
 
     # --- configuration (setting any of these drops the static cache) ------------------
 
@@ -344,7 +349,8 @@ class Router:
         rows.sort(key=_row_key)
         notes: dict[str, list[Any]] = {}
         if pol.max_jurisdiction_share is not None:
-            rows = diversify(rows, self._window(pol.window), pol.max_jurisdiction_share, notes)
+            shares, total = self._shares(pol.window)  # the fleet's window, when shared
+            rows = diversify(rows, shares, total, pol.max_jurisdiction_share, notes)
         health_of: dict[str, str] = {}
         if self.health is not None:
             rows = health_pass(rows, self.health, notes, health_of)
@@ -439,7 +445,18 @@ class Router:
                     window = self._windows[size] = ShareWindow(size, self._history)
         return window
 
+    def _shares(self, size: int) -> tuple[dict[str, int], int]:
+        """Counts per jurisdiction in the last ``size`` calls (the fleet's, when shared)."""
+        if self.share_store is not None:
+            shared = self.share_store.share_counts(size)
+            if shared is not None:
+                return shared
+        window = self._window(size)
+        return window.counts, len(window.ring)
+
     def _record(self, jurisdiction: str) -> None:
+        if self.share_store is not None:
+            self.share_store.share_add(jurisdiction)
         with self._lock:
             self._history.append(jurisdiction)
             for window in self._windows.values():
@@ -468,9 +485,8 @@ class Router:
 
     def jurisdiction_shares(self, window: int | None = None) -> dict[str, float]:
         """Each jurisdiction's share of the last ``window`` recorded calls."""
-        w = self._window(window or self.policy.window)
-        total = len(w.ring)
-        return {j: c / total for j, c in w.counts.items() if c} if total else {}
+        counts, total = self._shares(window or self.policy.window)
+        return {j: c / total for j, c in counts.items() if c} if total else {}
 
     # --- validation ---------------------------------------------------------------------
 
