@@ -78,6 +78,10 @@ _EXPORTS: dict[str, str] = {
     "SQLiteLedger": "hybridstack.ledger",
     # stack
     "Stack": "hybridstack.stack",
+    # telemetry (OpenTelemetry loads only when it is switched on)
+    "Telemetry": "hybridstack.telemetry",
+    "instrument": "hybridstack.telemetry",
+    "uninstrument": "hybridstack.telemetry",
     # graph
     "Agent": "hybridstack.graph",
     "HybridChatModel": "hybridstack.graph",
@@ -99,6 +103,7 @@ _SUBMODULES = {
     "resilience",
     "ledger",
     "graph",
+    "telemetry",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
@@ -156,6 +161,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     )
     from hybridstack.routing import DataClassRules, Plan, Policy, Router, SkillTable
     from hybridstack.stack import Stack
+    from hybridstack.telemetry import Telemetry, instrument, uninstrument
     from hybridstack.types import (
         Attempt,
         ChatRequest,

@@ -14,6 +14,7 @@ import importlib
 import inspect
 import itertools
 import os
+import time
 import uuid
 from collections.abc import (
     AsyncIterator,
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from pydantic import ValidationError
 
+from hybridstack import telemetry as _telemetry
 from hybridstack._secrets import SecretMapping
 from hybridstack._sync import iterate_sync, run_sync
 from hybridstack._validation import first_problem
@@ -37,6 +39,7 @@ from hybridstack.errors import (
     AllAttemptsFailedError,
     BudgetExceededError,
     ConfigurationError,
+    HybridStackError,
     InvalidRequestError,
     NoProviderError,
     ProviderError,
@@ -73,6 +76,8 @@ from hybridstack.types import (
 
 if TYPE_CHECKING:
     from hybridstack.providers import Provider
+    from hybridstack.telemetry import Telemetry
+    from hybridstack.telemetry.otel import StackObserver
 
 __all__ = ["SkillClassifierLike", "Stack"]
 
@@ -170,6 +175,10 @@ class Stack:
             ``complete()`` and ``stream()`` await it. ``route()`` never calls a model, so
             with an async classifier it uses the classifier's ``offline_guess`` (pass
             ``skill=`` to pin the skill everywhere).
+        telemetry: OpenTelemetry GenAI spans and metrics for every call (see
+            docs/observability.md): ``None`` (default) follows
+            :func:`hybridstack.instrument`, off until it is called; ``True`` on, with the
+            global providers; ``False`` off; or a :class:`hybridstack.Telemetry`.
     """
 
     def __init__(
@@ -192,6 +201,7 @@ class Stack:
         routes: Mapping[str, Sequence[str]] | None = None,
         run_id: str | None = None,
         skill_classifier: SkillClassifierLike | None = None,
+        telemetry: Telemetry | bool | None = None,
     ) -> None:
         if stream_failover not in ("raise", "resume"):
             raise ValueError(
@@ -211,6 +221,8 @@ class Stack:
                 f"skill name or a SkillGuess, got {type(skill_classifier).__name__}"
             )
         self.skill_classifier = skill_classifier
+        self._telemetry = _telemetry.coerce(telemetry)
+        self._observer: StackObserver | None = None
         self._classifier_is_async = _is_async_callable(skill_classifier)
         self.router = Router(
             self.catalog,
@@ -458,33 +470,83 @@ class Stack:
         on_event: Callable[[ExecutionEvent], None] | None = None,
     ) -> ChatResponse:
         """Route, run with fail-over, record, and return the first good answer."""
+        fields = {
+            "tools": tools,
+            "tool_choice": tool_choice,
+            "response_schema": response_schema,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "stop": stop,
+            "metadata": metadata,
+        }
+        settings = self._telemetry_settings()
+        if settings is not None:
+            return await self._complete_observed(
+                settings, messages, skill, data_class, model, policy, constraints, fields,
+                budget, run_id, on_event,
+            )  # fmt: skip
         request, plan = await self._prepare_async(
-            messages,
-            skill,
-            data_class,
-            model,
-            policy,
-            constraints,
-            False,
-            {
-                "tools": tools,
-                "tool_choice": tool_choice,
-                "response_schema": response_schema,
-                "max_tokens": max_tokens,
-                "temperature": temperature,
-                "stop": stop,
-                "metadata": metadata,
-            },
+            messages, skill, data_class, model, policy, constraints, False, fields
         )
+        return await self._execute(plan, request, self._execution(budget, run_id, on_event))
+
+    async def _execute(
+        self, plan: Plan, request: ChatRequest, execution: dict[str, Any]
+    ) -> ChatResponse:
         try:
-            return await self.executor.execute(
-                plan, request, **self._execution(budget, run_id, on_event)
-            )
+            return await self.executor.execute(plan, request, **execution)
         except (AllAttemptsFailedError, BudgetExceededError) as error:
             nothing = self._nothing_answered(plan, error)
             if nothing is None:
                 raise
             raise nothing from error
+
+    async def _complete_observed(
+        self,
+        settings: Telemetry,
+        messages: MessagesInput | ChatRequest,
+        skill: str | None,
+        data_class: str,
+        model: str | None,
+        policy: str | Policy | None,
+        constraints: RouteConstraints | None,
+        fields: Mapping[str, Any],
+        budget: Budget | None,
+        run_id: str | None,
+        on_event: Callable[[ExecutionEvent], None] | None,
+    ) -> ChatResponse:
+        """:meth:`complete` inside a telemetry span (routing included)."""
+        started = time.time_ns()
+        observer = self._observer_for()
+        try:
+            request, plan = await self._prepare_async(
+                messages, skill, data_class, model, policy, constraints, False, fields
+            )
+        except HybridStackError as error:
+            observer.routing_failed(settings, started, error, model)
+            raise
+        execution = self._execution(budget, run_id, on_event)
+        call = observer.call(
+            settings, execution, request, plan, model=model, started_ns=started, stream=False
+        )
+        return await call.run(self._execute(plan, request, execution))
+
+    # --- telemetry -------------------------------------------------------------------
+
+    def _telemetry_settings(self) -> Telemetry | None:
+        """The telemetry in force for a call now; None (off, the default) costs a read."""
+        setting = self._telemetry
+        if setting is None:
+            return _telemetry._default
+        return setting or None  # False: off
+
+    def _observer_for(self) -> StackObserver:
+        observer = self._observer
+        if observer is None:
+            from hybridstack.telemetry.otel import StackObserver
+
+            observer = self._observer = StackObserver(self.catalog, self.ledger)
+        return observer
 
     def stream(
         self,
@@ -525,19 +587,49 @@ class Stack:
             "stop": stop,
             "metadata": metadata,
         }
+        settings = self._telemetry_settings()
+        started = time.time_ns() if settings is not None else 0
         if skill is None and self._classifier_is_async:
             return self._stream_after_classifying(
-                messages, data_class, model, policy, constraints, fields, budget, run_id, on_event
+                messages, data_class, model, policy, constraints, fields, budget, run_id, on_event,
+                settings, started,
+            )  # fmt: skip
+        try:
+            request, plan = self._prepare(
+                messages, skill, data_class, model, policy, constraints, True, fields
             )
-        request, plan = self._prepare(
-            messages, skill, data_class, model, policy, constraints, True, fields
+        except HybridStackError as error:
+            if settings is not None:
+                self._observer_for().routing_failed(settings, started, error, model)
+            raise
+        return self._stream_events(
+            plan, request, budget, run_id, on_event, settings, model, started
         )
+
+    def _stream_events(
+        self,
+        plan: Plan,
+        request: ChatRequest,
+        budget: Budget | None,
+        run_id: str | None,
+        on_event: Callable[[ExecutionEvent], None] | None,
+        settings: Telemetry | None,
+        model: str | None,
+        started: int,
+    ) -> AsyncIterator[StreamEvent]:
+        execution = self._execution(budget, run_id, on_event)
+        call = None
+        if settings is not None:
+            call = self._observer_for().call(
+                settings, execution, request, plan, model=model, started_ns=started, stream=True
+            )
         # Returned as is, not re-yielded: every extra generator layer costs per event.
-        events = self.executor.stream(plan, request, **self._execution(budget, run_id, on_event))
+        events = self.executor.stream(plan, request, **execution)
         if _only_keyless(plan):
             # Only keyless (local) deployments: say so if none of them answers.
-            return self._explain_silence(events, plan)
-        return events
+            events = self._explain_silence(events, plan)
+        # The telemetry layer is outermost: its span sees the error the caller sees.
+        return events if call is None else call.stream(events)
 
     async def _explain_silence(
         self, events: AsyncIterator[StreamEvent], plan: Plan
@@ -601,14 +693,21 @@ class Stack:
         budget: Budget | None,
         run_id: str | None,
         on_event: Callable[[ExecutionEvent], None] | None,
+        settings: Telemetry | None = None,
+        started: int = 0,
     ) -> AsyncIterator[StreamEvent]:
         # stream() cannot await; this generator awaits the classifier on first iteration.
-        request, plan = await self._prepare_async(
-            messages, None, data_class, model, policy, constraints, True, fields
+        try:
+            request, plan = await self._prepare_async(
+                messages, None, data_class, model, policy, constraints, True, fields
+            )
+        except HybridStackError as error:
+            if settings is not None:
+                self._observer_for().routing_failed(settings, started, error, model)
+            raise
+        events = self._stream_events(
+            plan, request, budget, run_id, on_event, settings, model, started
         )
-        events = self.executor.stream(plan, request, **self._execution(budget, run_id, on_event))
-        if _only_keyless(plan):
-            events = self._explain_silence(events, plan)
         async with contextlib.aclosing(events):  # type: ignore[type-var]
             async for event in events:
                 yield event
