@@ -155,3 +155,13 @@ def test_bench_redaction_quick() -> None:
     for key in ("adjacent_cases", "adjacent_leaks", "fuzz_cases", "fuzz_leaks", "ordinary_changed"):
         assert isinstance(final[key], int), key
     assert number(final["kb_per_s"])
+
+
+def test_bench_telemetry_quick() -> None:
+    lines, final = run_bench("bench_telemetry.py", "--quick")
+    for key in ("added_cpu_us_per_call_sdk", "added_cpu_us_per_call_api", "off_check_ns"):
+        assert number(final[key]), (key, final[key])
+    assert set(final["cpu_us_per_call"]) == {"off", "api", "sdk"}
+    assert final["errors"] == 0
+    assert final["spans_exported"] > 0  # the sdk stack really traced its calls
+    assert any("bench_telemetry" in line for line in lines[:-1])

@@ -27,6 +27,7 @@ from secret_helpers import find_fragments, realistic_keys
 import hybridstack
 from hybridstack import ConfigurationError, NoRouteError, Stack, Telemetry
 from hybridstack.catalog import Catalog, Deployment, Family, Price
+from hybridstack.resilience import RetrySettings
 from hybridstack.telemetry import CAPTURE_CONTENT_ENV
 from hybridstack.testing import offline_stack
 
@@ -205,6 +206,23 @@ async def test_a_fail_over_call_is_one_span_with_a_child_per_attempt(otel: Otel)
     assert tokens["input"].sum == reply.usage.input_tokens
     assert tokens["output"].sum == reply.usage.output_tokens
     assert tokens["output"].attributes["gen_ai.provider.name"] == "openai"
+
+
+async def test_a_retry_on_the_same_deployment_is_a_retry_child(otel: Otel) -> None:
+    fast = RetrySettings(max_retries=2, backoff_initial_s=0.01, backoff_max_s=0.02)
+    async with stack_with(otel, retry=fast, run_id="batch-7") as stack:
+        stack.emulator.script(CHEAP, ["429"])
+        stack.emulator.set_faults(CHEAP, retry_after_s=0.01)
+        reply = await stack.complete("Say hello", model=CHEAP)  # one deployment: retried
+    assert reply.deployment == CHEAP
+    call, (throttled, served) = otel.call_and_attempts()
+    assert call.name == f"chat {CHEAP}"  # the model asked for
+    assert call.attributes["hybridstack.run.id"] == "batch-7"  # type: ignore[index]
+    assert throttled.attributes["hybridstack.attempt.outcome"] == "retry_here"  # type: ignore[index]
+    assert throttled.attributes["http.response.status_code"] == 429  # type: ignore[index]
+    assert served.attributes["hybridstack.attempt.kind"] == "retry"  # type: ignore[index]
+    assert served.attributes["hybridstack.attempt.retry_index"] == 1  # type: ignore[index]
+    assert "hybridstack.retry" in [e.name for e in call.events]
 
 
 async def test_a_stream_span_ends_when_the_stream_ends(otel: Otel) -> None:

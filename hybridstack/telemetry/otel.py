@@ -214,6 +214,7 @@ class CallSpan:
         "plan",
         "request",
         "response",
+        "run_id",
         "settings",
         "span",
         "started_ns",
@@ -235,6 +236,7 @@ class CallSpan:
         self.settings = settings
         self.inst = settings.instrumentation()
         self.call_id: str = execution["call_id"]
+        self.run_id: str | None = execution.get("run_id")
         self._user_on_event: Callable[[ExecutionEvent], None] | None = execution.get("on_event")
         self.request = request
         self.plan = plan
@@ -367,6 +369,8 @@ class CallSpan:
             "hybridstack.policy": plan.policy,
             "hybridstack.stream": self.stream_mode,
         }
+        if self.run_id:
+            more["hybridstack.run.id"] = self.run_id
         if request.max_tokens is not None:
             more["gen_ai.request.max_tokens"] = request.max_tokens
         if request.temperature is not None:
