@@ -7,6 +7,7 @@ tracer provider can be set once per process, and other tests must not see these 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import subprocess
@@ -252,6 +253,29 @@ async def test_a_stream_closed_early_ends_its_span_as_cancelled(otel: Otel) -> N
     assert call.attributes["hybridstack.outcome"] == "cancelled"  # type: ignore[index]
     assert call.status.status_code is StatusCode.UNSET
     assert attempt.attributes["hybridstack.attempt.outcome"] == "cancelled"  # type: ignore[index]
+
+
+async def test_a_cancelled_call_ends_its_span_as_cancelled(otel: Otel) -> None:
+    async with stack_with(otel) as stack:
+        stack.emulator.set_faults([CHEAP, DEAR], latency_ms=1_500.0)  # cancelled before it answers
+
+        async def consume() -> None:
+            async for _event in stack.stream("Tell me a story"):
+                pass
+
+        for run in (consume(), stack.complete("Say hello")):
+            sent = stack.emulator.counters(CHEAP).requests
+            task = asyncio.ensure_future(run)
+            while stack.emulator.counters(CHEAP).requests == sent:  # until it is in flight
+                await asyncio.sleep(0.01)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+    calls = [s for s in otel.spans() if s.parent is None]
+    assert len(calls) == 2
+    for call in calls:
+        assert call.attributes["hybridstack.outcome"] == "cancelled"  # type: ignore[index]
+        assert call.status.status_code is StatusCode.UNSET
 
 
 async def test_a_failed_call_carries_error_type_on_its_span(otel: Otel) -> None:

@@ -143,11 +143,6 @@ def uninstrument() -> None:
     _default = None
 
 
-def default() -> Telemetry | None:
-    """The settings :func:`instrument` put in force, or None."""
-    return _default
-
-
 def coerce(value: Telemetry | bool | None) -> Telemetry | Literal[False] | None:
     """Check ``Stack(telemetry=...)``: None (the ``instrument()`` default), a bool or a
     :class:`Telemetry`; True becomes ``Telemetry()``."""
