@@ -81,6 +81,10 @@ _EXPORTS: dict[str, str] = {
     "SQLiteLedger": "hybridstack.ledger",
     # stack
     "Stack": "hybridstack.stack",
+    # telemetry (OpenTelemetry loads only when it is switched on)
+    "Telemetry": "hybridstack.telemetry",
+    "instrument": "hybridstack.telemetry",
+    "uninstrument": "hybridstack.telemetry",
     # graph
     "Agent": "hybridstack.graph",
     "HybridChatModel": "hybridstack.graph",
@@ -102,6 +106,7 @@ _SUBMODULES = {
     "resilience",
     "ledger",
     "graph",
+    "telemetry",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
@@ -162,6 +167,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from hybridstack.routing.skills.cascade import LLMSkillClassifier
     from hybridstack.routing.skills.classifier import SkillGuess, classify_skill
     from hybridstack.stack import Stack
+    from hybridstack.telemetry import Telemetry, instrument, uninstrument
     from hybridstack.types import (
         Attempt,
         ChatRequest,

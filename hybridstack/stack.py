@@ -13,6 +13,7 @@ import contextlib
 import importlib
 import inspect
 import itertools
+import time
 import uuid
 from collections.abc import (
     AsyncIterator,
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from pydantic import ValidationError
 
+from hybridstack import telemetry as _telemetry
 from hybridstack._sync import iterate_sync, run_sync
 from hybridstack._validation import first_problem
 from hybridstack.catalog import Catalog, Deployment
@@ -36,6 +38,7 @@ from hybridstack.errors import (
     AllAttemptsFailedError,
     BudgetExceededError,
     ConfigurationError,
+    HybridStackError,
     InvalidRequestError,
     NoProviderError,
     ProviderError,
@@ -74,6 +77,8 @@ from hybridstack.types import (
 
 if TYPE_CHECKING:
     from hybridstack.providers import Provider
+    from hybridstack.telemetry import Telemetry
+    from hybridstack.telemetry.otel import StackObserver
 
 __all__ = ["SkillClassifierLike", "Stack"]
 
@@ -177,6 +182,10 @@ class Stack:
             (``"redis://127.0.0.1:6379/0"``, shared by every Stack pointed at it; needs
             ``hybridstack[redis]``) or a ``HealthStore``. A store built here from a URL
             is closed by :meth:`aclose`; one you pass in stays yours to close.
+        telemetry: OpenTelemetry GenAI spans and metrics for every call (see
+            docs/observability.md): ``None`` (default) follows
+            :func:`hybridstack.instrument`, off until it is called; ``True`` on, with the
+            global providers; ``False`` off; or a :class:`hybridstack.Telemetry`.
     """
 
     def __init__(
@@ -200,6 +209,7 @@ class Stack:
         run_id: str | None = None,
         skill_classifier: SkillClassifierLike | None = None,
         health_store: HealthStore | str | None = None,
+        telemetry: Telemetry | bool | None = None,
     ) -> None:
         if stream_failover not in ("raise", "resume"):
             raise ValueError(
@@ -224,6 +234,8 @@ class Stack:
                 f"skill name or a SkillGuess, got {type(skill_classifier).__name__}"
             )
         self.skill_classifier = skill_classifier
+        self._telemetry = _telemetry.coerce(telemetry)
+        self._observer: StackObserver | None = None
         self._classifier_is_async = _is_async_callable(skill_classifier)
         self.router = Router(
             self.catalog,
@@ -513,6 +525,18 @@ class Stack:
         request, over all three wire protocols; credentials and framing headers are
         refused (:class:`InvalidRequestError`).
         """
+        fields = {
+            "tools": tools,
+            "tool_choice": tool_choice,
+            "response_schema": response_schema,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "stop": stop,
+            "metadata": metadata,
+            "extra_headers": extra_headers,
+        }
+        settings = self._telemetry_settings()
+        started = time.time_ns() if settings is not None else 0
         try:
             request, plan = await self._prepare_async(
                 messages,
@@ -522,32 +546,51 @@ class Stack:
                 policy,
                 constraints,
                 False,
-                {
-                    "tools": tools,
-                    "tool_choice": tool_choice,
-                    "response_schema": response_schema,
-                    "max_tokens": max_tokens,
-                    "temperature": temperature,
-                    "stop": stop,
-                    "metadata": metadata,
-                    "extra_headers": extra_headers,
-                },
+                fields,
                 route_key=route_key,
             )
-        except Exception:
+        except Exception as error:
+            if settings is not None and isinstance(error, HybridStackError):
+                self._observer_for().routing_failed(settings, started, error, model)
             # Every way out of a call awaits at least once, routing errors (NoRouteError)
             # too: a caller retrying a call that cannot route must not starve the loop.
             await asyncio.sleep(0)
             raise
+        execution = self._execution(budget, run_id, on_event)
+        if settings is None:
+            return await self._execute(plan, request, execution)
+        call = self._observer_for().call(
+            settings, execution, request, plan, model=model, started_ns=started, stream=False
+        )
+        return await call.run(self._execute(plan, request, execution))
+
+    async def _execute(
+        self, plan: Plan, request: ChatRequest, execution: dict[str, Any]
+    ) -> ChatResponse:
         try:
-            return await self.executor.execute(
-                plan, request, **self._execution(budget, run_id, on_event)
-            )
+            return await self.executor.execute(plan, request, **execution)
         except (AllAttemptsFailedError, BudgetExceededError) as error:
             nothing = self._nothing_answered(plan, error)
             if nothing is None:
                 raise
             raise nothing from error
+
+    # --- telemetry -------------------------------------------------------------------
+
+    def _telemetry_settings(self) -> Telemetry | None:
+        """The telemetry in force for a call now; None (off, the default) costs a read."""
+        setting = self._telemetry
+        if setting is None:
+            return _telemetry._default
+        return setting or None  # False: off
+
+    def _observer_for(self) -> StackObserver:
+        observer = self._observer
+        if observer is None:
+            from hybridstack.telemetry.otel import StackObserver
+
+            observer = self._observer = StackObserver(self.catalog, self.ledger)
+        return observer
 
     def stream(
         self,
@@ -591,6 +634,8 @@ class Stack:
             "metadata": metadata,
             "extra_headers": extra_headers,
         }
+        settings = self._telemetry_settings()
+        started = time.time_ns() if settings is not None else 0
         if skill is None and model is None and self._classifier_is_async:
             return self._stream_after_classifying(
                 messages,
@@ -602,24 +647,53 @@ class Stack:
                 run_id,
                 on_event,
                 route_key,
+                settings,
+                started,
             )
-        request, plan = self._prepare(
-            messages,
-            skill,
-            data_class,
-            model,
-            policy,
-            constraints,
-            True,
-            fields,
-            route_key=route_key,
+        try:
+            request, plan = self._prepare(
+                messages,
+                skill,
+                data_class,
+                model,
+                policy,
+                constraints,
+                True,
+                fields,
+                route_key=route_key,
+            )
+        except HybridStackError as error:
+            if settings is not None:
+                self._observer_for().routing_failed(settings, started, error, model)
+            raise
+        return self._stream_events(
+            plan, request, budget, run_id, on_event, settings, model, started
         )
+
+    def _stream_events(
+        self,
+        plan: Plan,
+        request: ChatRequest,
+        budget: Budget | None,
+        run_id: str | None,
+        on_event: Callable[[ExecutionEvent], None] | None,
+        settings: Telemetry | None,
+        model: str | None,
+        started: int,
+    ) -> AsyncIterator[StreamEvent]:
+        execution = self._execution(budget, run_id, on_event)
+        call = None
+        if settings is not None:
+            call = self._observer_for().call(
+                settings, execution, request, plan, model=model, started_ns=started, stream=True
+            )
         # Returned as is, not re-yielded: every extra generator layer costs per event.
-        events = self.executor.stream(plan, request, **self._execution(budget, run_id, on_event))
+        events = self.executor.stream(plan, request, **execution)
         if _only_keyless(plan):
             # Only keyless (local) deployments: say so if none of them answers.
-            return self._explain_silence(events, plan)
-        return events
+            events = self._explain_silence(events, plan)
+        # The telemetry layer is outermost: its span sees the error the caller sees.
+        return events if call is None else call.stream(events)
 
     async def _explain_silence(
         self, events: AsyncIterator[StreamEvent], plan: Plan
@@ -685,6 +759,8 @@ class Stack:
         run_id: str | None,
         on_event: Callable[[ExecutionEvent], None] | None,
         route_key: str | None,
+        settings: Telemetry | None = None,
+        started: int = 0,
     ) -> AsyncIterator[StreamEvent]:
         # stream() cannot await; this generator awaits the classifier on first iteration.
         try:
@@ -699,12 +775,14 @@ class Stack:
                 fields,
                 route_key=route_key,
             )
-        except Exception:
+        except Exception as error:
+            if settings is not None and isinstance(error, HybridStackError):
+                self._observer_for().routing_failed(settings, started, error, None)
             await asyncio.sleep(0)  # as in complete(): every way out awaits
             raise
-        events = self.executor.stream(plan, request, **self._execution(budget, run_id, on_event))
-        if _only_keyless(plan):
-            events = self._explain_silence(events, plan)
+        events = self._stream_events(
+            plan, request, budget, run_id, on_event, settings, None, started
+        )
         async with _closing(events):
             async for event in events:
                 yield event

@@ -165,3 +165,13 @@ def test_bench_routing_quick() -> None:
         assert all(number(v) and v > 0 for v in final[key].values()), key
     assert all(isinstance(v, bool) for v in final["targets"].values())
     assert any(line.startswith("bench_routing:") for line in lines[:-1])  # the table's title
+
+
+def test_bench_telemetry_quick() -> None:
+    lines, final = run_bench("bench_telemetry.py", "--quick")
+    for key in ("added_cpu_us_per_call_sdk", "added_cpu_us_per_call_api", "off_check_ns"):
+        assert number(final[key]), (key, final[key])
+    assert set(final["cpu_us_per_call"]) == {"off", "api", "sdk"}
+    assert final["errors"] == 0
+    assert final["spans_exported"] > 0  # the sdk stack really traced its calls
+    assert any("bench_telemetry" in line for line in lines[:-1])
