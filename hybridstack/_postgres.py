@@ -25,6 +25,7 @@ from hybridstack.errors import ConfigurationError
 
 __all__ = [
     "PostgresTarget",
+    "create_schema",
     "describe_connect_error",
     "import_pool",
     "import_psycopg",
@@ -118,6 +119,16 @@ def import_pool(what: str = "store") -> ModuleType:
     except ImportError:
         raise ConfigurationError(f"a Postgres {what} needs psycopg_pool: {_INSTALL}") from None
     return psycopg_pool
+
+
+def create_schema(conn: Any, schema: str) -> None:
+    """``CREATE SCHEMA IF NOT EXISTS`` that two processes may run at once (on its own,
+    it can fail with a duplicate key when they race), on an autocommit connection."""
+    with conn.transaction():
+        conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"hybridstack-schema:{schema}",)
+        )
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")  # a checked identifier
 
 
 def describe_connect_error(error: Exception, target: PostgresTarget) -> tuple[bool, str]:

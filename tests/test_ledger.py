@@ -13,8 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from postgres_fixtures import drop_schema as _drop_schema
-from postgres_fixtures import new_schema, unreachable, url_for
+from postgres_fixtures import url_for
 from pydantic import SecretStr
 
 from hybridstack.catalog.models import Deployment, Price
@@ -57,24 +56,13 @@ class ListLedger(Ledger):
         return found[len(found) - limit :] if limit else ([] if limit == 0 else found)
 
 
-@pytest.fixture
-def postgres_schema():
-    """A fresh schema on the test server (dropped afterwards), or a skip saying why."""
-    reason = unreachable()
-    if reason is not None:
-        pytest.skip(reason)
-    schema = new_schema()
-    yield schema
-    _drop_schema(schema)
-
-
 def make_ledger(kind: str, tmp_path: Path, request: pytest.FixtureRequest, **options) -> Ledger:
     if kind == "memory":
         return MemoryLedger()
     if kind == "sqlite":
         return SQLiteLedger(tmp_path / "ledger.db", **options)
     if kind == "postgres":
-        schema = request.getfixturevalue("postgres_schema")
+        schema = request.getfixturevalue("pg_schema")
         return PostgresLedger(url_for(schema), **options)
     return ListLedger()
 

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from postgres_fixtures import SERVER, admin, pg_schema, pg_url  # noqa: F401
+from postgres_fixtures import SERVER, admin
 from test_ledger import full_attempt
 
 from hybridstack.errors import ConfigurationError, LedgerError

@@ -109,7 +109,8 @@ class SchemaConnection:
             # Held until the transaction ends (a pooler in transaction mode keeps it);
             # keyed by schema, so ledgers in other schemas do not wait.
             self.execute(
-                "SELECT pg_advisory_xact_lock(hashtext('hybridstack-ledger:' || current_schema()))"
+                "SELECT pg_advisory_xact_lock("
+                "hashtext('hybridstack-ledger:' || coalesce(current_schema(), '')))"
             )
             yield
 

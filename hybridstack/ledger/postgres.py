@@ -28,6 +28,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from hybridstack._postgres import (
+    create_schema,
     describe_connect_error,
     import_pool,
     import_psycopg,
@@ -148,7 +149,7 @@ class PostgresLedger(SQLLedger):
     def _prepare(self, conn: psycopg.Connection[Any], *, create: bool) -> None:
         db = _migrations.schema_connection(conn)
         if self.target.schema is not None and create and not self.read_only:
-            db.execute(f"CREATE SCHEMA IF NOT EXISTS {self.target.schema}")
+            create_schema(conn, self.target.schema)
         has_attempts = db.has_table("attempts")
         has_migrations = _migrations.has_migrations_table(db)
         if has_attempts and not has_migrations:
