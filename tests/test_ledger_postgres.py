@@ -340,3 +340,42 @@ def test_psycopg_is_imported_lazily() -> None:
         timeout=60,
     )
     assert out.stdout.strip() == "False"
+
+
+# --- selected by URL: config, Stack, CLI -------------------------------------------------
+
+
+def test_config_stack_and_cli_select_the_postgres_ledger_by_url(
+    pg_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from hybridstack.cli import main
+    from hybridstack.config import load_config
+    from hybridstack.stack import Stack
+
+    config_file = tmp_path / "hybridstack.toml"
+    config_file.write_text(f'ledger = "{pg_url}"\ncheckpoints = "{pg_url}"\n')
+    config = load_config(config_file)
+    assert config.checkpoint_location() == pg_url
+    with config.build_ledger() as ledger:
+        assert isinstance(ledger, PostgresLedger)
+        ledger.record(full_attempt())
+    (tmp_path / "table.toml").write_text(f'[ledger]\npath = "{pg_url}"\n')
+    assert load_config(tmp_path / "table.toml").ledger_location() == pg_url
+
+    async def through_a_stack() -> None:
+        stack = Stack(ledger=pg_url)
+        assert isinstance(stack.ledger, PostgresLedger)
+        stack.ledger.record(full_attempt(attempt_index=1))
+        await stack.aclose()
+        with pytest.raises(LedgerError, match="closed"):
+            stack.ledger.attempts()
+
+    import asyncio
+
+    asyncio.run(through_a_stack())
+    assert main(["ledger", "--ledger", pg_url, "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["totals"]["attempts"] == 2
+    assert "password" not in shown["path"]

@@ -338,22 +338,28 @@ def cmd_ledger(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from hybridstack.cli.run import default_ledger_path
-    from hybridstack.ledger import SQLiteLedger
+    from hybridstack.ledger import PostgresLedger, SQLiteLedger
+    from hybridstack.ledger.base import Ledger
+    from hybridstack.ledger.opening import is_postgres_url
 
     path = args.path
     if path is None:
         config = _load_config(args)
-        path = (
-            str(config._relative(config.ledger.path))
-            if config.ledger.path != "memory"
-            else str(default_ledger_path())
-        )
-    if not Path(path).is_file():
-        raise ConfigurationError(
-            f"no ledger at {path}: run with a SQLite ledger first, or pass --path"
-        )
+        path = config.ledger_location()
+        if path == "memory":
+            path = str(default_ledger_path())
+    reader: Ledger
+    if is_postgres_url(path):
+        reader = PostgresLedger(path, create=False, read_only=True)
+        path = reader.url  # shown without the password
+    else:
+        if not Path(path).is_file():
+            raise ConfigurationError(
+                f"no ledger at {path}: run with a SQLite ledger first, or pass --path"
+            )
+        reader = SQLiteLedger(path, create=False, read_only=True)
     groups = args.by or ["jurisdiction", "family", "outcome"]
-    with SQLiteLedger(path, create=False, read_only=True) as ledger:
+    with reader as ledger:
         runs = ledger.runs()
         totals = {by: ledger.totals(run_id=args.run, by=by) for by in groups}
         overall = ledger.totals(run_id=args.run)["all"]

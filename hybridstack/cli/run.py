@@ -35,7 +35,7 @@ def default_ledger_path() -> Path:
 @contextlib.asynccontextmanager
 async def _stack(args: Any) -> AsyncIterator[Any]:
     from hybridstack.config import load_config
-    from hybridstack.ledger import SQLiteLedger
+    from hybridstack.ledger import open_ledger
 
     config = load_config(args.config)
     options = config.stack_options()
@@ -43,13 +43,12 @@ async def _stack(args: Any) -> AsyncIterator[Any]:
         options["policy"] = args.policy
     if args.seed is not None:
         options["seed"] = args.seed
-    ledger_path = (
-        config._relative(config.ledger.path)
-        if config.ledger.path != "memory"
-        else default_ledger_path()
-    )
+    # --ledger, else the config's, else the default file (a run's costs are kept).
+    where = getattr(args, "ledger", None) or config.ledger_location()
+    if where == "memory":
+        where = str(default_ledger_path())
     catalog = config.build_catalog()
-    options["ledger"] = SQLiteLedger(ledger_path)
+    options["ledger"] = open_ledger(where)
     try:
         if args.offline:
             from hybridstack.testing import offline_stack
@@ -90,6 +89,10 @@ async def run_agent(args: Any, console: Console) -> int:
     if not args.task and not args.thread:
         raise InvalidRequestError('give a TASK (hybridstack run "…") or --thread ID to resume one')
     checkpoints = checkpoint_path(args)
+    if args.checkpoints is None:
+        from hybridstack.config import load_config
+
+        checkpoints = load_config(args.config).checkpoint_location() or checkpoints
     quiet = Console(quiet=True)
     async with _stack(args) as stack:
         if args.task:
@@ -146,7 +149,12 @@ def _no_keys_hint(result: Any) -> str | None:
     return None
 
 
-def checkpoint_path(args: Any) -> Path:
+def checkpoint_path(args: Any) -> Path | str:
+    """``--checkpoints``: an SQLite file or a ``postgresql://`` URL (default: the file)."""
+    from hybridstack.ledger.opening import is_postgres_url
+
+    if is_postgres_url(args.checkpoints):
+        return str(args.checkpoints)
     return Path(args.checkpoints).expanduser() if args.checkpoints else default_checkpoint_path()
 
 
