@@ -42,6 +42,7 @@ import sqlite3
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -570,16 +571,24 @@ class PostgresThreadLeases(SQLiteThreadLeases):
 
     Args:
         url: ``postgresql://…`` (``?schema=NAME`` keeps the table in that schema).
+        clock: seconds since the epoch; default (None) the server's clock.
         busy_timeout: seconds to wait for a pooled connection (the server unreachable).
         reclaim_dead_holders: see :class:`ThreadLeases`.
     """
 
     def __init__(
-        self, url: str, *, busy_timeout: float = 30.0, reclaim_dead_holders: bool = True
+        self,
+        url: str,
+        *,
+        clock: Callable[[], float] | None = None,
+        busy_timeout: float = 30.0,
+        reclaim_dead_holders: bool = True,
     ) -> None:
         from hybridstack._postgres import parse_postgres_url
 
         ThreadLeases.__init__(self, reclaim_dead_holders=reclaim_dead_holders)
+        self._server_clock = clock is None
+        self._clock = clock or time.time
         self.target = parse_postgres_url(url, what="lease store")
         self.busy_timeout = busy_timeout
         self._ready = False
@@ -594,15 +603,21 @@ class PostgresThreadLeases(SQLiteThreadLeases):
             if self._pool is None:
                 from hybridstack._postgres import import_pool
 
-                self._pool = import_pool("lease store").ConnectionPool(
+                pool = import_pool("lease store").ConnectionPool(
                     self.target.conninfo,
                     kwargs=self.target.connect_kwargs(),
-                    min_size=1,
+                    # No connection held while idle: an agent that stopped running
+                    # threads keeps none of the server's connections.
+                    min_size=0,
                     max_size=4,
+                    max_idle=60.0,
+                    num_workers=1,
                     timeout=self.busy_timeout,
                     name="hybridstack-leases",
                     open=True,
                 )
+                self._pool = pool
+                weakref.finalize(self, pool.close)
             return self._pool
 
     def _prepare(self, conn: Any) -> None:
@@ -638,6 +653,8 @@ class PostgresThreadLeases(SQLiteThreadLeases):
             ) from error
 
     async def _now(self) -> float:
+        if not self._server_clock:
+            return self._clock()
         _, rows = await self._execute("SELECT extract(epoch FROM clock_timestamp())::float8")
         return float(rows[0][0])
 
