@@ -125,3 +125,29 @@ async def test_postgres_saver_uses_no_pipeline(pg_url: str) -> None:
             assert type(cursor).__name__ == "NoPipelineCursor"
             assert conn.prepare_threshold is None
             assert conn.autocommit
+
+
+def test_cli_runs_on_postgres_checkpoints_and_ledger(
+    pg_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    import json
+
+    from hybridstack.cli import main
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    store = ["--checkpoints", pg_url, "--ledger", pg_url]
+    task = "Write a Python date parser, then translate its docs to German"
+    assert main(["run", "--offline", "--no-progress", "--json", *store, task]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["status"] == "completed"
+    assert not (tmp_path / ".hybridstack").exists()  # nothing went to the default files
+    assert main(["ledger", "--ledger", pg_url, "--json"]) == 0
+    ledger = json.loads(capsys.readouterr().out)
+    assert [r["run_id"] for r in ledger["runs"]] == [first["thread_id"]]
+    attempts = ledger["totals"]["attempts"]
+    # Resumed from the Postgres checkpoint: a finished thread is read back, not re-run.
+    thread = ["--thread", first["thread_id"]]
+    assert main(["run", "--offline", "--no-progress", "--json", *store, *thread]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "completed"
+    assert main(["ledger", "--ledger", pg_url, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["totals"]["attempts"] == attempts
