@@ -1,6 +1,6 @@
 """How much ``Ledger.record`` costs on the hot path, and how much memory a ledger holds.
 
-Run: ``python benchmarks/bench_ledger.py [N]``. Prints progress to stderr and one
+Run: ``python benchmarks/bench_ledger.py [N] [--postgres URL]``. Prints progress to stderr and one
 final JSON line on stdout: ``{"n": ..., "memory_us": ..., "sqlite_us": ...,
 "sqlite_batch100_us": ..., "sqlite_p99_us": ..., "sqlite_max_us": ...,
 "sqlite_read_us": ..., "memory_mb": {...}}`` (mean per record, best of three runs;
@@ -12,6 +12,10 @@ records, measured with ``tracemalloc`` (Python allocations that outlive the reco
 each attempt is a fresh object, as the executor makes them), for the default ledger
 (bounded to the newest 10,000 attempts) and for ``MemoryLedger(max_attempts=None)``.
 The default must stay flat between the two counts; the unbounded one grows with them.
+
+``--postgres postgresql://…`` also times the Postgres ledger on that server (in a fresh
+schema, dropped afterwards; at most 5,000 records a run): ``postgres_us``,
+``postgres_batch100_us`` and ``postgres_read_us``, the same measures as SQLite's.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from hybridstack.ledger import Ledger, MemoryLedger, SQLiteLedger
+from hybridstack.ledger import Ledger, MemoryLedger, PostgresLedger, SQLiteLedger
 from hybridstack.types import Attempt, Usage
 
 
@@ -105,8 +109,47 @@ def held_mb(make: Callable[[], Ledger], template: Attempt, n: int) -> float:
     return round(held / 1e6, 2)
 
 
+def postgres(url: str, attempts: list[Attempt], result: dict[str, float | int]) -> None:
+    """The Postgres ledger's write-through, batched and read costs, in a throw-away schema."""
+    import uuid
+
+    import psycopg
+
+    schema = f"hs_bench_ledger_{uuid.uuid4().hex[:8]}"
+    attempts = attempts[:5_000]
+    counter = iter(range(1_000))
+
+    def fresh(batch: int) -> Callable[[], Ledger]:
+        # A schema per run: each run starts on an empty table, as SQLite's on a new file.
+        return lambda: PostgresLedger(url, schema=f"{schema}_{next(counter)}", batch_size=batch)
+
+    try:
+        result["postgres_n"] = len(attempts)
+        result["postgres_us"] = round(per_record_us(fresh(1), attempts), 2)
+        print(f"postgres (write-through): {result['postgres_us']} µs/record", file=sys.stderr)
+        result["postgres_batch100_us"] = round(per_record_us(fresh(100), attempts), 2)
+        print(f"postgres (batch 100): {result['postgres_batch100_us']} µs/record", file=sys.stderr)
+        with fresh(100)() as ledger:
+            for a in attempts:
+                ledger.record(a)
+            t0 = time.perf_counter()
+            read = ledger.attempts()
+            result["postgres_read_us"] = round((time.perf_counter() - t0) / len(read) * 1e6, 2)
+        print(f"postgres read: {result['postgres_read_us']} µs/attempt", file=sys.stderr)
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            for i in range(next(counter)):
+                conn.execute(f"DROP SCHEMA IF EXISTS {schema}_{i} CASCADE")
+
+
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
+    args = sys.argv[1:]
+    url = None
+    if "--postgres" in args:
+        at = args.index("--postgres")
+        url = args[at + 1]
+        del args[at : at + 2]
+    n = int(args[0]) if args else 20_000
     attempts = make_attempts(n)
     with tempfile.TemporaryDirectory() as tmp:
         counter = iter(range(1_000))
@@ -145,6 +188,8 @@ def main() -> None:
             read = ledger.attempts()
             result["sqlite_read_us"] = round((time.perf_counter() - t0) / len(read) * 1e6, 2)
         print(f"sqlite read: {result['sqlite_read_us']} µs/attempt", file=sys.stderr)
+    if url is not None:
+        postgres(url, attempts, result)
 
     memory: dict[str, float] = {}
     for label, make in (

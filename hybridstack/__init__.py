@@ -78,6 +78,7 @@ _EXPORTS: dict[str, str] = {
     # ledger
     "Ledger": "hybridstack.ledger",
     "MemoryLedger": "hybridstack.ledger",
+    "PostgresLedger": "hybridstack.ledger",
     "SQLiteLedger": "hybridstack.ledger",
     # stack
     "Stack": "hybridstack.stack",
@@ -154,7 +155,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         UnknownModelError,
     )
     from hybridstack.graph import Agent, HybridChatModel, RunResult, Subtask, build_agent_graph
-    from hybridstack.ledger import Ledger, MemoryLedger, SQLiteLedger
+    from hybridstack.ledger import Ledger, MemoryLedger, PostgresLedger, SQLiteLedger
     from hybridstack.providers import Provider, create_provider
     from hybridstack.resilience import (
         BreakerSettings,

@@ -6,6 +6,9 @@ theirs (``api_key_env``). Every error names the file, the key and what is expect
 
 Example::
 
+    ledger = "runs/ledger.sqlite"            # or "memory", or "postgresql://host/db"
+    checkpoints = "postgresql://host/db"     # the agent's checkpoints (default: SQLite)
+
     [routing]
     policy = "weighted"          # weighted | cheapest | fastest | diversified
     seed = 7
@@ -29,6 +32,8 @@ Example::
     [health]                     # share breakers and holds across processes
     url = "redis://127.0.0.1:6379/0"
     prefix = "hybridstack"
+
+(top-level keys go before the first ``[section]``; ``[ledger] path = …`` works too.)
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hybridstack.errors import ConfigurationError
 
@@ -78,7 +83,8 @@ class CatalogSection(_Section):
 
 
 class LedgerSection(_Section):
-    #: ``memory`` or a path to a SQLite file (relative to the config file).
+    #: ``memory``, a path to a SQLite file (relative to the config file) or a
+    #: ``postgresql://`` URL.
     path: str = "memory"
 
 
@@ -104,8 +110,17 @@ class HybridStackConfig(_Section):
     catalog: CatalogSection = Field(default_factory=CatalogSection)
     ledger: LedgerSection = Field(default_factory=LedgerSection)
     health: HealthSection = Field(default_factory=HealthSection)
+    #: The agent's checkpoint store: an SQLite file (relative to the config file) or a
+    #: ``postgresql://`` URL; None: the agent's default.
+    checkpoints: str | None = None
     #: Where the file was read from (set by :func:`load_config`).
     source: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("ledger", mode="before")
+    @classmethod
+    def _ledger_as_string(cls, value: Any) -> Any:
+        # ``ledger = "postgresql://…"`` is short for ``[ledger] path = "postgresql://…"``.
+        return {"path": value} if isinstance(value, str) else value
 
     def _relative(self, value: str) -> Path:
         path = Path(value).expanduser()
@@ -121,12 +136,28 @@ class HybridStackConfig(_Section):
             catalog = catalog.with_file(self._relative(file))
         return catalog
 
-    def build_ledger(self) -> Ledger:
-        from hybridstack.ledger import MemoryLedger, SQLiteLedger
+    def ledger_location(self) -> str:
+        """``memory``, the SQLite path (resolved against the config file) or the URL."""
+        from hybridstack.ledger.opening import is_postgres_url
 
-        if self.ledger.path == "memory":
-            return MemoryLedger()
-        return SQLiteLedger(self._relative(self.ledger.path))
+        where = self.ledger.path
+        if where == "memory" or is_postgres_url(where):
+            return where
+        return str(self._relative(where))
+
+    def checkpoint_location(self) -> str | None:
+        """The checkpoint store (SQLite path resolved against the config file, or URL)."""
+        from hybridstack.ledger.opening import is_postgres_url
+
+        where = self.checkpoints
+        if where is None or is_postgres_url(where):
+            return where
+        return str(self._relative(where))
+
+    def build_ledger(self) -> Ledger:
+        from hybridstack.ledger import open_ledger
+
+        return open_ledger(self.ledger_location())
 
     def build_health_store(self) -> HealthStore:
         """The ``[health]`` store (a Redis one connects in the background, never blocks)."""

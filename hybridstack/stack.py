@@ -13,6 +13,7 @@ import contextlib
 import importlib
 import inspect
 import itertools
+import os
 import time
 import uuid
 from collections.abc import (
@@ -43,7 +44,7 @@ from hybridstack.errors import (
     NoProviderError,
     ProviderError,
 )
-from hybridstack.ledger import Ledger, MemoryLedger
+from hybridstack.ledger import Ledger, MemoryLedger, open_ledger
 from hybridstack.resilience import (
     BreakerRegistry,
     BreakerSettings,
@@ -161,7 +162,9 @@ class Stack:
         retry, breakers, budget, hedge: resilience settings (explicit defaults).
         stream_failover: after a stream's first token, ``"raise"`` (keep the partial
             text in the error) or ``"resume"`` (continue elsewhere behind a marker).
-        ledger: where attempts are recorded (default: in memory).
+        ledger: where attempts are recorded (default: in memory): a :class:`Ledger`, or
+            ``"memory"``, an SQLite file path or a ``postgresql://`` URL, which the stack
+            opens and closes with :meth:`aclose`.
         redact_personal_data: redact e-mails, phones, cards and ID numbers in requests
             that leave the data's home jurisdiction.
         api_keys: keys by environment-variable name or deployment id, instead of the
@@ -201,7 +204,7 @@ class Stack:
         budget: Budget | None = None,
         hedge: HedgeSettings | None = None,
         stream_failover: str = "raise",
-        ledger: Ledger | None = None,
+        ledger: Ledger | str | os.PathLike[str] | None = None,
         redact_personal_data: bool = False,
         api_keys: Mapping[str, str] | None = None,
         constraints: RouteConstraints | None = None,
@@ -220,6 +223,10 @@ class Stack:
         )
         self.catalog = catalog if catalog is not None else Catalog.default()
         self._keys = KeyResolver(api_keys)  # names in its repr, values never
+        #: The ledger the stack opened from a path or URL (closed by aclose), else None.
+        self._own_ledger: Ledger | None = None
+        if isinstance(ledger, str | os.PathLike):
+            ledger = self._own_ledger = open_ledger(ledger)
         self.ledger: Ledger = ledger if ledger is not None else MemoryLedger()
         self._owns_store = not isinstance(health_store, HealthStore)
         self.health_store = health_store_from(health_store)
@@ -854,6 +861,11 @@ class Stack:
         await self._pool.aclose()
         if self._owns_store:
             await asyncio.to_thread(self.health_store.close)
+        """Close every provider client this stack opened (and a ledger it opened)."""
+        await self._pool.aclose()
+        if self._own_ledger is not None:
+            ledger, self._own_ledger = self._own_ledger, None
+            ledger.close()
 
     async def __aenter__(self) -> Stack:
         return self

@@ -12,7 +12,8 @@ import pytest
 # test thread), so a plan never depends on how far a background load has got.
 os.environ.setdefault("HYBRIDSTACK_TOKENIZERS", "sync")
 
-pytest_plugins = ["hybridstack.testing.pytest_plugin"]
+# postgres_fixtures: pg_schema / pg_url on the real server (tests/postgres_fixtures.py).
+pytest_plugins = ["hybridstack.testing.pytest_plugin", "postgres_fixtures"]
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex

@@ -84,8 +84,10 @@ SKILL_TABLE = {
 }
 
 
-def _saved_results(db: Path, thread_id: str) -> int:
+def _saved_results(db: Path | str, thread_id: str) -> int:
     """How many worker results the checkpoint holds as pending writes for the thread."""
+    if isinstance(db, str):  # a postgresql:// URL
+        return _saved_results_postgres(db, thread_id)
     if not db.exists():
         return 0
     try:
@@ -102,7 +104,27 @@ def _saved_results(db: Path, thread_id: str) -> int:
     return int(row[0])
 
 
-def _run_config(tmp_path: Path, name: str, urls: dict[str, str], db: Path, **extra: Any) -> Path:
+def _saved_results_postgres(url: str, thread_id: str) -> int:
+    import psycopg
+
+    from hybridstack._postgres import parse_postgres_url
+
+    target = parse_postgres_url(url)
+    try:
+        with psycopg.connect(target.conninfo, **target.connect_kwargs()) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM checkpoint_writes WHERE thread_id = %s "
+                "AND channel = 'results'",
+                (thread_id,),
+            ).fetchone()
+    except psycopg.Error:  # tables not created yet
+        return 0
+    return int(row[0]) if row else 0
+
+
+def _run_config(
+    tmp_path: Path, name: str, urls: dict[str, str], db: Path | str, **extra: Any
+) -> Path:
     path = tmp_path / f"{name}.json"
     path.write_text(
         json.dumps(
@@ -131,7 +153,7 @@ def _spawn(config: Path, *, stdin: bool = False) -> subprocess.Popen[str]:
     )
 
 
-def _kill_mid_run(emulator: Emulator, tmp_path: Path, db: Path, **extra: Any) -> int:
+def _kill_mid_run(emulator: Emulator, tmp_path: Path, db: Path | str, **extra: Any) -> int:
     """Run the thread in a subprocess and SIGKILL it once s1 and s2 are saved and s3 is
     in flight: the point where a crash would otherwise lose or repeat work. Returns the
     dead process's pid."""
@@ -166,12 +188,15 @@ def _kill_mid_run(emulator: Emulator, tmp_path: Path, db: Path, **extra: Any) ->
 
 
 @contextlib.contextmanager
-def _killed_thread(tmp_path: Path, **extra: Any) -> Iterator[tuple[Emulator, Path, int]]:
-    """The emulator, the checkpoint file and the dead pid of a run killed mid-wave."""
+def _killed_thread(
+    tmp_path: Path, store: str | None = None, **extra: Any
+) -> Iterator[tuple[Emulator, Any, int]]:
+    """The emulator, the checkpoint store (an SQLite file unless ``store`` is a
+    ``postgresql://`` URL) and the dead pid of a run killed mid-wave."""
     config = emulator_config_for(
         Catalog.default(), include=ALL, faults={SLOW: {"latency_ms": 20_000}}
     )
-    db = tmp_path / "checkpoints.sqlite"
+    db: Path | str = store or tmp_path / "checkpoints.sqlite"
     with Emulator(config) as emulator:
         yield emulator, db, _kill_mid_run(emulator, tmp_path, db, **extra)
 
@@ -180,7 +205,7 @@ def _sent(emulator: Emulator) -> dict[str, int]:
     return {d: emulator.counters(d).requests for d in ALL}
 
 
-async def _resume(urls: dict[str, str], db: Path, leases: Any) -> Any:
+async def _resume(urls: dict[str, str], db: Path | str, leases: Any) -> Any:
     from hybridstack.graph import Agent
 
     stack = build_stack(urls, SKILL_TABLE)
@@ -253,11 +278,16 @@ def test_killed_run_resumes_without_resending_finished_subtasks(tmp_path: Path) 
 
 
 @pytest.mark.timeout(120)
-def test_two_processes_resuming_one_thread_run_it_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize("engine", ["sqlite", "postgres"])
+def test_two_processes_resuming_one_thread_run_it_once(
+    tmp_path: Path, engine: str, request: pytest.FixtureRequest
+) -> None:
     # Two real processes resume the killed thread at the same moment. One runs it; the
     # other is refused before sending anything. Without a lease both ran it and every
-    # unfinished subtask and the synthesis were sent twice.
-    with _killed_thread(tmp_path) as (emulator, db, _dead_pid):
+    # unfinished subtask and the synthesis were sent twice. On Postgres the lease is a
+    # row on the server, as it would be for processes on two hosts.
+    store = request.getfixturevalue("pg_url") if engine == "postgres" else None
+    with _killed_thread(tmp_path, store) as (emulator, db, _dead_pid):
         urls = {d: emulator.base_url(d) for d in ALL}
         # The resumed run lasts seconds (its s3 call is slow), far longer than the gap
         # between two processes released by one line on stdin.

@@ -1,7 +1,7 @@
 """Thread leases: one contract every store passes, then the agent refusing a second run.
 
-The contract runs against each :class:`ThreadLeases` store (in-memory, SQLite; a
-Postgres store joins the ``store`` fixture's parameters). Expiry is driven by an
+The contract runs against each :class:`ThreadLeases` store (in-memory, SQLite, and
+Postgres on the real server). Expiry is driven by an
 injected clock, never by sleeping.
 """
 
@@ -25,6 +25,7 @@ from hybridstack.graph import (
 )
 from hybridstack.graph.leases import (
     InMemoryThreadLeases,
+    PostgresThreadLeases,
     SQLiteThreadLeases,
     ThreadLease,
     ThreadLeases,
@@ -49,11 +50,17 @@ class Clock:
 StoreFactory = Callable[..., ThreadLeases]
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
+    url = request.getfixturevalue("pg_url") if request.param == "postgres" else ""
+
     def make(clock: Clock, **kwargs: Any) -> ThreadLeases:
         if request.param == "memory":
             return InMemoryThreadLeases(clock=clock, **kwargs)
+        if request.param == "postgres":
+            store = PostgresThreadLeases(url, clock=clock, **kwargs)
+            request.addfinalizer(store.close)
+            return store
         return SQLiteThreadLeases(tmp_path / "leases.sqlite", clock=clock, **kwargs)
 
     return make

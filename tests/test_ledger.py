@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from postgres_fixtures import url_for
 from pydantic import SecretStr
 
 from hybridstack import scrub
@@ -22,6 +23,7 @@ from hybridstack.ledger import (
     GROUP_BY,
     Ledger,
     MemoryLedger,
+    PostgresLedger,
     RunSummary,
     SQLiteLedger,
     Totals,
@@ -55,22 +57,26 @@ class ListLedger(Ledger):
         return found[len(found) - limit :] if limit else ([] if limit == 0 else found)
 
 
-@pytest.fixture(params=["memory", "sqlite", "base"])
+def make_ledger(kind: str, tmp_path: Path, request: pytest.FixtureRequest, **options) -> Ledger:
+    if kind == "memory":
+        return MemoryLedger()
+    if kind == "sqlite":
+        return SQLiteLedger(tmp_path / "ledger.db", **options)
+    if kind == "postgres":
+        schema = request.getfixturevalue("pg_schema")
+        return PostgresLedger(url_for(schema), **options)
+    return ListLedger()
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres", "base"])
 def ledger(request: pytest.FixtureRequest, tmp_path: Path):
-    if request.param == "memory":
-        made: Ledger = MemoryLedger()
-    elif request.param == "sqlite":
-        made = SQLiteLedger(tmp_path / "ledger.db")
-    else:
-        made = ListLedger()
-    with made:
+    with make_ledger(request.param, tmp_path, request) as made:
         yield made
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 def real_ledger(request: pytest.FixtureRequest, tmp_path: Path):
-    made: Ledger = MemoryLedger() if request.param == "memory" else SQLiteLedger(tmp_path / "l.db")
-    with made:
+    with make_ledger(request.param, tmp_path, request) as made:
         yield made
 
 
@@ -573,11 +579,16 @@ def busy_threads():
     sys.setswitchinterval(before)
 
 
-@pytest.mark.parametrize(("kind", "batch_size"), [("memory", 1), ("sqlite", 1), ("sqlite", 64)])
+@pytest.mark.parametrize(
+    ("kind", "batch_size"),
+    [("memory", 1), ("sqlite", 1), ("sqlite", 64), ("postgres", 1), ("postgres", 64)],
+)
 @pytest.mark.usefixtures("busy_threads")
-def test_threads_record_exactly(tmp_path: Path, kind: str, batch_size: int) -> None:
-    path = tmp_path / "l.db"
-    ledger = MemoryLedger() if kind == "memory" else SQLiteLedger(path, batch_size=batch_size)
+def test_threads_record_exactly(
+    tmp_path: Path, kind: str, batch_size: int, request: pytest.FixtureRequest
+) -> None:
+    options = {} if kind == "memory" else {"batch_size": batch_size}
+    ledger = make_ledger(kind, tmp_path, request, **options)
     events: list[Attempt] = []
     ledger.subscribe(events.append)
     start = threading.Barrier(9)
@@ -618,8 +629,8 @@ def test_threads_record_exactly(tmp_path: Path, kind: str, batch_size: int) -> N
     for call in range(25):
         assert len(ledger.attempts(call_id=f"call-{call}")) == 40
     ledger.close()
-    if kind == "sqlite":
-        with SQLiteLedger(path) as reopened:
+    if kind != "memory":
+        with make_ledger(kind, tmp_path, request) as reopened:
             assert reopened.totals()["all"].attempts == 1000
 
 

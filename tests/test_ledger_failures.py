@@ -533,3 +533,76 @@ def test_two_processes_write_one_file(tmp_path: Path) -> None:
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
     assert sorted(rows_on_disk(path)) == [*range(300), *range(1000, 1300)]
+
+
+# --- this process's other connections to the file ------------------------------------------
+
+# SQLite's shared-lock byte range on a database file (os_unix.c: SHARED_FIRST, SHARED_SIZE).
+_SHARED_FIRST, _SHARED_SIZE = 0x40000002, 510
+
+_PROBE = textwrap.dedent(
+    """
+    import fcntl, os, sys
+    fd = os.open(sys.argv[1], os.O_RDWR)
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, int(sys.argv[3]), int(sys.argv[2]))
+    except OSError:
+        print("held")
+    else:
+        print("free")
+    """
+)
+
+
+def shared_lock_seen_by_another_process(path: Path) -> bool:
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(path), str(_SHARED_FIRST), str(_SHARED_SIZE)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return out.stdout.strip() == "held"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX advisory locks")
+@pytest.mark.parametrize("o_path", [True, False], ids=["O_PATH", "no-O_PATH"])
+def test_closing_a_ledger_keeps_the_locks_of_other_connections_in_the_process(
+    tmp_path: Path, o_path: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Closing any descriptor of a file drops every POSIX lock the process holds on it.
+    # The ledger's own descriptor (to tell a deleted file from a moved one) must not cost
+    # a reader of the same file in this process its shared lock: without that lock,
+    # another process may take the write lock, or delete the WAL, under the reader.
+    from hybridstack.ledger import sqlite as sqlite_ledger
+
+    if not o_path:  # macOS and others: the descriptor is kept open instead of closed
+        monkeypatch.setattr(sqlite_ledger, "_O_PATH", None)
+    elif sqlite_ledger._O_PATH is None:
+        pytest.skip("no O_PATH on this platform")
+    path = tmp_path / "l.db"
+    with SQLiteLedger(path) as ledger:
+        ledger.record(full_attempt())
+    reader = sqlite3.connect(path, isolation_level=None)
+    try:
+        reader.execute("BEGIN")
+        assert reader.execute("SELECT count(*) FROM attempts").fetchone() == (1,)
+        assert shared_lock_seen_by_another_process(path)
+        for options in ({}, {"read_only": True}):
+            other = SQLiteLedger(path, **options)
+            if options:
+                other.attempts()
+            else:
+                other.record(full_attempt())
+            other.close()
+            assert shared_lock_seen_by_another_process(path), options
+        # The file moved under a writer: it lets go of the old file (and its descriptor).
+        writer = SQLiteLedger(path)
+        path.rename(tmp_path / "l.db.1")
+        writer.record(full_attempt())
+        writer.close()
+        assert shared_lock_seen_by_another_process(tmp_path / "l.db.1")
+        reader.execute("COMMIT")
+    finally:
+        reader.close()
+    assert not shared_lock_seen_by_another_process(tmp_path / "l.db.1")

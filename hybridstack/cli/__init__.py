@@ -125,8 +125,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--checkpoints",
-        metavar="PATH",
-        help="SQLite checkpoint file (default: ~/.hybridstack/checkpoints.sqlite)",
+        metavar="PATH|URL",
+        help="SQLite checkpoint file or postgresql:// URL (default: the config's "
+        "checkpoints, else ~/.hybridstack/checkpoints.sqlite)",
+    )
+    run.add_argument(
+        "--ledger",
+        metavar="PATH|URL",
+        help="SQLite ledger file or postgresql:// URL (default: the config's ledger, else "
+        "~/.hybridstack/ledger.sqlite)",
     )
     run.add_argument("--no-progress", action="store_true", help="no live status display")
     _add_config(run)
@@ -212,13 +219,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     ledger = commands.add_parser(
         "ledger",
-        help="show runs and attempts from a SQLite ledger",
-        description="Totals by jurisdiction, family and outcome from a SQLite ledger.",
+        help="show runs and attempts from a SQLite or Postgres ledger",
+        description="Totals by jurisdiction, family and outcome from a SQLite or Postgres ledger.",
     )
     ledger.add_argument(
         "--path",
-        metavar="PATH",
-        help="ledger file (default: the config's [ledger] path, else ~/.hybridstack/ledger.sqlite)",
+        "--ledger",
+        dest="path",
+        metavar="PATH|URL",
+        help="ledger file or postgresql:// URL (default: the config's ledger, else "
+        "~/.hybridstack/ledger.sqlite)",
     )
     ledger.add_argument("--run", metavar="RUN_ID", help="only this run")
     ledger.add_argument(

@@ -300,37 +300,52 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_ledger(args: argparse.Namespace) -> int:
-    from hybridstack.cli.run import ledger_path, offline_ledger_path
-    from hybridstack.ledger import SQLiteLedger, attempt_actions
+    from hybridstack.cli.run import (
+        default_ledger_path,
+        offline_ledger_location,
+        offline_ledger_path,
+    )
+    from hybridstack.ledger import PostgresLedger, SQLiteLedger, attempt_actions
+    from hybridstack.ledger.base import Ledger
+    from hybridstack.ledger.opening import is_postgres_url
 
-    if args.path is not None:
-        path = Path(args.path).expanduser()
-        if args.offline:
-            path = offline_ledger_path(path)
+    where: str = args.path
+    if where is None:
+        where = _load_config(args).ledger_location()
+        if where == "memory":
+            where = str(default_ledger_path())
+    if args.offline:
+        where = offline_ledger_location(where)
+    reader: Ledger
+    if is_postgres_url(where):
+        reader = PostgresLedger(where, create=False, read_only=True)
+        where = reader.url  # shown without the password
     else:
-        path = ledger_path(_load_config(args), offline=args.offline)
-    if not path.is_file():
-        how = (
-            "run `hybridstack run --offline …` first"
-            if args.offline
-            else ("run with a SQLite ledger first, or pass --path")
-        )
-        if not args.offline and offline_ledger_path(path).is_file():
+        path = Path(where).expanduser()
+        if not path.is_file():
             how = (
-                f"only simulated runs are recorded, in {offline_ledger_path(path)}: "
-                "`hybridstack ledger --offline` shows them"
+                "run `hybridstack run --offline …` first"
+                if args.offline
+                else "run with a SQLite ledger first, or pass --path"
             )
-        raise ConfigurationError(f"no ledger at {path}: {how}")
+            if not args.offline and offline_ledger_path(path).is_file():
+                how = (
+                    f"only simulated runs are recorded, in {offline_ledger_path(path)}: "
+                    "`hybridstack ledger --offline` shows them"
+                )
+            raise ConfigurationError(f"no ledger at {path}: {how}")
+        reader = SQLiteLedger(path, create=False, read_only=True)
+        where = str(path)
     groups = args.by or ["jurisdiction", "family", "outcome"]
-    with SQLiteLedger(path, create=False, read_only=True) as ledger:
+    with reader as ledger:
         runs = ledger.runs()
         if args.run is not None and args.run not in {r.run_id for r in runs}:
-            raise InvalidRequestError(_unknown_run(args.run, [r.run_id for r in runs], path))
+            raise InvalidRequestError(_unknown_run(args.run, [r.run_id for r in runs], where))
         totals = {by: ledger.totals(run_id=args.run, by=by) for by in groups}
         overall = ledger.totals(run_id=args.run)["all"]
         attempts = ledger.attempts(run_id=args.run) if args.attempts else []
-    simulated = offline_ledger_path(path)
-    if not args.offline and simulated.is_file():
+    simulated = offline_ledger_path(Path(where)) if not is_postgres_url(where) else None
+    if not args.offline and simulated is not None and simulated.is_file():
         print(
             f"hybridstack: note: simulated runs (--offline) are kept apart in {simulated}: "
             "`hybridstack ledger --offline` shows them",
@@ -339,7 +354,7 @@ def cmd_ledger(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(
             {
-                "path": str(path),
+                "path": str(where),
                 "simulated": bool(args.offline),
                 "run": args.run,
                 "runs": [r.model_dump(mode="json") for r in runs],
@@ -361,7 +376,7 @@ def cmd_ledger(args: argparse.Namespace) -> int:
     console = _console()
     console.print(
         ("simulated " if args.offline else "")
-        + f"ledger {path}: {len(runs)} run(s); {overall.calls} call(s), "
+        + f"ledger {where}: {len(runs)} run(s); {overall.calls} call(s), "
         f"{overall.attempts} attempt(s), ${overall.cost_usd:.6f}"
         + (f" (run {args.run})" if args.run else "")
     )
@@ -409,7 +424,7 @@ def cmd_ledger(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _unknown_run(run_id: str, known: list[str], path: Path) -> str:
+def _unknown_run(run_id: str, known: list[str], path: str) -> str:
     import difflib
 
     message = f"no run {run_id!r} in the ledger {path}"

@@ -46,6 +46,15 @@ def offline_ledger_path(path: Path) -> Path:
     return path.with_name(f"{path.stem}.offline{path.suffix or '.sqlite'}")
 
 
+def offline_ledger_location(where: str) -> str:
+    """Where simulated runs go when real runs go to ``where`` (a path or a URL)."""
+    from hybridstack.ledger.opening import is_postgres_url
+
+    if is_postgres_url(where):  # a database keeps real spend only: simulated runs stay local
+        return str(offline_ledger_path(default_ledger_path()))
+    return str(offline_ledger_path(Path(where).expanduser()))
+
+
 def ledger_path(config: Any, *, offline: bool) -> Path:
     """The ledger file a command writes or reads: the config's, else the default."""
     path = (
@@ -59,7 +68,7 @@ def ledger_path(config: Any, *, offline: bool) -> Path:
 @contextlib.asynccontextmanager
 async def _stack(args: Any) -> AsyncIterator[Any]:
     from hybridstack.config import load_config
-    from hybridstack.ledger import SQLiteLedger
+    from hybridstack.ledger import open_ledger
 
     config = load_config(args.config)
     options = config.stack_options()
@@ -67,9 +76,15 @@ async def _stack(args: Any) -> AsyncIterator[Any]:
         options["policy"] = args.policy
     if args.seed is not None:
         options["seed"] = args.seed
+    # --ledger, else the config's, else the default file (a run's costs are kept).
+    where = getattr(args, "ledger", None) or config.ledger_location()
+    if where == "memory":
+        where = str(default_ledger_path())
+    if args.offline:
+        # Simulated runs never mix with real spend (their own file, see offline_ledger_path).
+        where = offline_ledger_location(where)
     catalog = config.build_catalog()
-    # Simulated runs never mix with real spend (their own file, see offline_ledger_path).
-    options["ledger"] = SQLiteLedger(ledger_path(config, offline=args.offline))
+    options["ledger"] = open_ledger(where)
     try:
         if args.offline:
             from hybridstack.emulator.offline import offline_stack
@@ -164,6 +179,10 @@ async def run_agent(args: Any, console: Console) -> int:
             "input, or --file PATH) or --thread ID to resume one"
         )
     checkpoints = checkpoint_path(args)
+    if args.checkpoints is None:
+        from hybridstack.config import load_config
+
+        checkpoints = load_config(args.config).checkpoint_location() or checkpoints
     quiet = Console(quiet=True)
     async with _stack(args) as stack:
         if args.task:
@@ -221,7 +240,12 @@ def _no_keys_hint(result: Any) -> str | None:
     return None
 
 
-def checkpoint_path(args: Any) -> Path:
+def checkpoint_path(args: Any) -> Path | str:
+    """``--checkpoints``: an SQLite file or a ``postgresql://`` URL (default: the file)."""
+    from hybridstack.ledger.opening import is_postgres_url
+
+    if is_postgres_url(args.checkpoints):
+        return str(args.checkpoints)
     return Path(args.checkpoints).expanduser() if args.checkpoints else default_checkpoint_path()
 
 

@@ -71,6 +71,7 @@ _EXPORTS: dict[str, str] = {
     "HeldLease": "hybridstack.graph.leases",
     "InMemoryThreadLeases": "hybridstack.graph.leases",
     "SQLiteThreadLeases": "hybridstack.graph.leases",
+    "PostgresThreadLeases": "hybridstack.graph.leases",
     # LangChain interop
     "HybridChatModel": "hybridstack.graph.langchain",
 }
@@ -105,6 +106,7 @@ __all__ = [
     "PlanResult",
     "PlanValidationError",
     "Planner",
+    "PostgresThreadLeases",
     "Retrying",
     "ReviewDone",
     "RouteChosen",
@@ -177,6 +179,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from hybridstack.graph.leases import (
         HeldLease,
         InMemoryThreadLeases,
+        PostgresThreadLeases,
         SQLiteThreadLeases,
         ThreadLease,
         ThreadLeases,

@@ -26,10 +26,11 @@ from typing import Any, Literal
 from langgraph.graph import StateGraph
 
 from hybridstack import _sync
+from hybridstack._postgres import is_postgres_url, parse_postgres_url
 from hybridstack.errors import ConfigurationError, LedgerError
 from hybridstack.graph._agent_compat import deprecated_alias
 from hybridstack.graph.builder import build_agent_graph
-from hybridstack.graph.checkpoints import DEFAULT_BUSY_TIMEOUT_S, shared_sqlite_saver
+from hybridstack.graph.checkpoints import DEFAULT_BUSY_TIMEOUT_S, shared_saver
 from hybridstack.graph.events import (
     AgentEvent,
     ApprovalRequested,
@@ -41,6 +42,7 @@ from hybridstack.graph.leases import (
     DEFAULT_LEASE_TTL_S,
     HeldLease,
     InMemoryThreadLeases,
+    PostgresThreadLeases,
     SQLiteThreadLeases,
     ThreadLeases,
 )
@@ -90,7 +92,9 @@ class Agent:
         checkpointer: any LangGraph checkpoint saver, or ``"memory"``; when given, the
             caller owns its lifecycle. Default: SQLite at ``checkpoint_path``.
         checkpoint_path: SQLite file for the default saver (default
-            ``$HYBRIDSTACK_CHECKPOINTS`` or ``~/.hybridstack/checkpoints.sqlite``).
+            ``$HYBRIDSTACK_CHECKPOINTS`` or ``~/.hybridstack/checkpoints.sqlite``), or a
+            ``postgresql://`` URL: checkpoints and thread leases in Postgres, shared by
+            hosts (``pip install 'hybridstack[postgres]'``).
         durability: LangGraph durability mode; ``"sync"`` (default) persists every
             finished worker before the next step starts.
         synthesize_single: run the synthesis step even for one-subtask plans.
@@ -158,13 +162,21 @@ class Agent:
         self._compiled_with_saver: Any = None
         self._compiled_for: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
         path = checkpoint_path or os.environ.get(CHECKPOINT_ENV) or DEFAULT_CHECKPOINT_PATH
+        #: A ``postgresql://`` checkpoint_path: the Postgres saver and leases use it.
+        self.checkpoint_url: str | None = (
+            str(path) if checkpointer is None and is_postgres_url(path) else None
+        )
         self.checkpoint_path: Path | None = (
-            None if checkpointer is not None else Path(path).expanduser()
+            None if checkpointer is not None or self.checkpoint_url else Path(path).expanduser()
         )
         self.checkpoint_busy_timeout = float(checkpoint_busy_timeout)
         self.lease_ttl = float(lease_ttl)
         if leases == "auto":
-            if self.checkpoint_path is not None:
+            if self.checkpoint_url is not None:
+                leases = PostgresThreadLeases(
+                    self.checkpoint_url, busy_timeout=self.checkpoint_busy_timeout
+                )
+            elif self.checkpoint_path is not None:
                 leases = SQLiteThreadLeases(
                     self.checkpoint_path, busy_timeout=self.checkpoint_busy_timeout
                 )
@@ -176,9 +188,7 @@ class Agent:
 
     def __repr__(self) -> str:
         where = (
-            type(self._checkpointer).__name__
-            if self._checkpointer is not None
-            else str(self.checkpoint_path)
+            type(self._checkpointer).__name__ if self._checkpointer is not None else self._where()
         )
         return f"Agent(stack={self.stack!r}, checkpoints={where})"
 
@@ -192,10 +202,9 @@ class Agent:
                 self._compiled_with_saver = self.builder.compile(checkpointer=self._checkpointer)
             yield self._compiled_with_saver
             return
-        assert self.checkpoint_path is not None
-        async with shared_sqlite_saver(
-            self.checkpoint_path, busy_timeout=self.checkpoint_busy_timeout
-        ) as saver:
+        store = self.checkpoint_url or self.checkpoint_path
+        assert store is not None
+        async with shared_saver(store, busy_timeout=self.checkpoint_busy_timeout) as saver:
             graph = self._compiled_for.get(saver)
             if graph is None:
                 graph = self._compiled_for[saver] = self.builder.compile(checkpointer=saver)
@@ -211,6 +220,8 @@ class Agent:
             yield held
 
     def _where(self) -> str:
+        if self.checkpoint_url is not None:
+            return parse_postgres_url(self.checkpoint_url, what="checkpoint store").shown
         return str(self.checkpoint_path) if self.checkpoint_path is not None else ""
 
     def _missing_file(self, thread_id: str) -> UnknownThreadError | None:

@@ -1,4 +1,4 @@
-"""The agent's default checkpoint store: one shared SQLite saver per file and event loop.
+"""The agent's checkpoint stores: one shared saver per store and event loop, SQLite or Postgres.
 
 Why shared: LangGraph's ``AsyncSqliteSaver`` serialises everything it does on its one
 aiosqlite connection with an ``asyncio.Lock``. Opening a saver per run meant one
@@ -10,7 +10,16 @@ one writer per process. Between processes, WAL mode lets readers go on while a w
 commits, and the busy timeout makes a writer wait for the other process's commit
 instead of failing.
 
-Translation happens here, at the boundary to SQLite: a path that cannot hold
+Postgres (``checkpoint_path="postgresql://…"``): LangGraph's ``AsyncPostgresSaver`` over
+a psycopg ``AsyncConnectionPool`` in autocommit mode with ``prepare_threshold=None`` and
+``dict_row`` (as its docs require), shared the same way. No pipeline mode anywhere (a
+transaction pooler such as PgBouncer may not pass it through): the saver's own pipelines
+are switched off (it falls back to a transaction per write) and ``executemany`` runs its
+statements one by one. The tables live in the URL's ``?schema=`` (see
+:mod:`hybridstack._postgres`), set up once under an advisory lock, so two processes
+starting on an empty database do not race.
+
+Translation happens here, at the boundary to the database: a store that cannot hold
 checkpoints raises :class:`CheckpointStoreError` (a configuration error: nothing ran);
 a failure during a run raises :class:`CheckpointUnavailableError` naming the thread.
 """
@@ -23,13 +32,21 @@ import functools
 import os
 import sqlite3
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
+from hybridstack._postgres import (
+    PostgresTarget,
+    describe_connect_error,
+    import_pool,
+    import_psycopg,
+    is_postgres_url,
+    parse_postgres_url,
+)
 from hybridstack.graph.subtasks import CheckpointStoreError, CheckpointUnavailableError
 
 __all__ = [
@@ -37,6 +54,7 @@ __all__ = [
     "check_checkpoint_path",
     "describe_sqlite_error",
     "prepare_sqlite_file",
+    "shared_saver",
     "shared_sqlite_saver",
     "store_error",
 ]
@@ -141,17 +159,35 @@ def _thread_of(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str | None:
 
 def _translated(method: F) -> F:
     @functools.wraps(method)
-    async def wrapper(self: _TranslatingSqliteSaver, *args: Any, **kwargs: Any) -> Any:
+    async def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return await method(self, *args, **kwargs)
-        except sqlite3.Error as error:
+        except self.store_errors as error:
             raise self.unavailable(error, _thread_of(args, kwargs)) from error
 
     return wrapper  # type: ignore[return-value]
 
 
+async def _translated_list(
+    saver: Any, items: AsyncIterator[Any], config: Any
+) -> AsyncIterator[Any]:
+    try:
+        while True:
+            try:
+                item = await anext(items)
+            except StopAsyncIteration:
+                return
+            except saver.store_errors as error:
+                raise saver.unavailable(error, _thread_of((config,), {})) from error
+            yield item
+    finally:
+        await items.aclose()  # type: ignore[attr-defined]
+
+
 class _TranslatingSqliteSaver(AsyncSqliteSaver):
     """``AsyncSqliteSaver`` whose SQLite errors arrive as hybridstack errors."""
+
+    store_errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
 
     def __init__(self, conn: Any, *, path: Path, busy_timeout: float) -> None:
         super().__init__(conn)
@@ -162,26 +198,17 @@ class _TranslatingSqliteSaver(AsyncSqliteSaver):
         detail = describe_sqlite_error(error, busy_timeout=self.busy_timeout)
         return CheckpointUnavailableError(detail, path=str(self.path), thread_id=thread_id)
 
+    async def aclose_store(self) -> None:
+        await self.conn.close()
+
     aget_tuple = _translated(AsyncSqliteSaver.aget_tuple)
     aput = _translated(AsyncSqliteSaver.aput)
     aput_writes = _translated(AsyncSqliteSaver.aput_writes)
     adelete_thread = _translated(AsyncSqliteSaver.adelete_thread)
     aget_delta_channel_history = _translated(AsyncSqliteSaver.aget_delta_channel_history)
 
-    async def alist(self, config: Any, **kwargs: Any) -> AsyncIterator[Any]:
-        # AsyncSqliteSaver.alist is an async generator: close it, whatever happens here.
-        items = cast(AsyncGenerator[Any, None], super().alist(config, **kwargs))
-        try:
-            while True:
-                try:
-                    item = await anext(items)
-                except StopAsyncIteration:
-                    return
-                except sqlite3.Error as error:
-                    raise self.unavailable(error, _thread_of((config,), {})) from error
-                yield item
-        finally:
-            await items.aclose()
+    def alist(self, config: Any, **kwargs: Any) -> AsyncIterator[Any]:  # type: ignore[override]
+        return _translated_list(self, super().alist(config, **kwargs), config)
 
 
 # --- one saver per (event loop, file) -------------------------------------------------------
@@ -189,7 +216,7 @@ class _TranslatingSqliteSaver(AsyncSqliteSaver):
 
 @dataclass
 class _Shared:
-    opening: asyncio.Task[_TranslatingSqliteSaver]
+    opening: asyncio.Task[Any]
     users: int = 0
 
 
@@ -257,12 +284,30 @@ async def shared_sqlite_saver(
 ) -> AsyncIterator[AsyncSqliteSaver]:
     """The process's saver for ``path`` on this event loop, opened on first use and
     closed when its last user leaves."""
-    path, key = _saver_key(path, busy_timeout)
+    async with shared_saver(path, busy_timeout=busy_timeout) as saver:
+        yield saver
+
+
+@contextlib.asynccontextmanager
+async def shared_saver(
+    where: str | os.PathLike[str], *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT_S
+) -> AsyncIterator[Any]:
+    """The process's saver for ``where`` (an SQLite path or a ``postgresql://`` URL) on
+    this event loop, opened on first use and closed when its last user leaves."""
     loop = asyncio.get_running_loop()
     per_loop = _SHARED.setdefault(loop, {})
+    if is_postgres_url(where):
+        url = str(where)
+        key = (url, float(busy_timeout))
+        opener: Callable[[], Coroutine[Any, Any, Any]] = functools.partial(
+            _open_postgres, url, busy_timeout
+        )
+    else:
+        path, key = _saver_key(where, busy_timeout)
+        opener = functools.partial(_open, path, busy_timeout)
     entry = per_loop.get(key)
     if entry is None:
-        entry = per_loop[key] = _Shared(loop.create_task(_open(path, busy_timeout)))
+        entry = per_loop[key] = _Shared(loop.create_task(opener()))
     entry.users += 1
     try:
         # shield: one caller giving up must not cancel the open the others wait for.
@@ -274,4 +319,134 @@ async def shared_sqlite_saver(
                 del per_loop[key]
             with contextlib.suppress(Exception):
                 saver = await entry.opening
-                await saver.conn.close()
+                await saver.aclose_store()
+
+
+# --- Postgres ------------------------------------------------------------------------------
+
+
+def postgres_store_error(
+    error: Exception, target: PostgresTarget
+) -> CheckpointStoreError | CheckpointUnavailableError:
+    """The hybridstack error for a failure to open a Postgres checkpoint store."""
+    passing, reason = describe_connect_error(error, target)
+    if passing:
+        return CheckpointUnavailableError(reason, path=target.shown, thread_id=None)
+    return CheckpointStoreError(
+        f"{target.shown} cannot hold agent checkpoints: {reason}; point checkpoint_path "
+        "(CLI: --checkpoints) at a reachable postgresql:// URL",
+        path=target.shown,
+    )
+
+
+@functools.cache
+def _postgres_classes() -> tuple[type, type]:
+    """The translating Postgres saver and the no-pipeline cursor (psycopg imported now)."""
+    try:
+        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+    except ImportError:
+        raise CheckpointStoreError(
+            "Postgres checkpoints need langgraph-checkpoint-postgres: "
+            "pip install 'hybridstack[postgres]'",
+            path="postgresql://",
+        ) from None
+    import psycopg
+
+    class NoPipelineCursor(psycopg.AsyncCursor[Any]):
+        """``executemany`` as one statement after another: psycopg would otherwise enter
+        pipeline mode for it, which a transaction pooler may not pass through."""
+
+        async def executemany(
+            self, query: Any, params_seq: Any, *, returning: bool = False
+        ) -> None:
+            if returning:
+                await super().executemany(query, params_seq, returning=True)
+                return
+            for params in params_seq:
+                await self.execute(query, params)
+
+    class TranslatingPostgresSaver(AsyncPostgresSaver):
+        """``AsyncPostgresSaver`` whose psycopg errors arrive as hybridstack errors."""
+
+        store_errors: tuple[type[BaseException], ...] = (psycopg.Error,)
+
+        def __init__(self, pool: Any, *, target: PostgresTarget, busy_timeout: float) -> None:
+            super().__init__(pool)
+            self.supports_pipeline = False  # a transaction per write instead of a pipeline
+            self.target = target
+            self.busy_timeout = busy_timeout
+
+        def unavailable(self, error: BaseException, thread_id: str | None) -> Exception:
+            detail = " ".join(str(error).split()) or type(error).__name__
+            return CheckpointUnavailableError(
+                f"Postgres: {detail}", path=self.target.shown, thread_id=thread_id
+            )
+
+        async def aclose_store(self) -> None:
+            await self.conn.close()
+
+        aget_tuple = _translated(AsyncPostgresSaver.aget_tuple)
+        aput = _translated(AsyncPostgresSaver.aput)
+        aput_writes = _translated(AsyncPostgresSaver.aput_writes)
+        adelete_thread = _translated(AsyncPostgresSaver.adelete_thread)
+        aget_delta_channel_history = _translated(AsyncPostgresSaver.aget_delta_channel_history)
+
+        def alist(self, config: Any, **kwargs: Any) -> AsyncIterator[Any]:  # type: ignore[override]
+            return _translated_list(self, super().alist(config, **kwargs), config)
+
+    return TranslatingPostgresSaver, NoPipelineCursor
+
+
+_SETUP_LOCK = "hashtext('hybridstack-checkpoints:' || coalesce(current_schema(), ''))"
+
+
+async def _open_postgres(url: str, busy_timeout: float) -> Any:
+    saver_class, cursor_class = _postgres_classes()
+    target = parse_postgres_url(url, what="checkpoint store")
+    psycopg = import_psycopg("checkpoint store")
+    pool_module = import_pool("checkpoint store")
+    from psycopg.rows import dict_row
+
+    kwargs = {**target.connect_kwargs(), "row_factory": dict_row}
+    try:
+        # A connection of its own first: a precise error for a bad URL, and the tables
+        # set up once, under a lock, before any run uses them.
+        setup_conn = await psycopg.AsyncConnection.connect(
+            target.conninfo, connect_timeout=max(1, round(busy_timeout)), **kwargs
+        )
+    except psycopg.OperationalError as error:
+        raise postgres_store_error(error, target) from None
+    try:
+        if target.schema is not None:
+            async with setup_conn.transaction():
+                await setup_conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext(%s))",
+                    (f"hybridstack-schema:{target.schema}",),
+                )
+                await setup_conn.execute(f"CREATE SCHEMA IF NOT EXISTS {target.schema}")
+        # Session-level: LangGraph's migrations create indexes CONCURRENTLY, which cannot
+        # run inside a transaction.
+        await setup_conn.execute(f"SELECT pg_advisory_lock({_SETUP_LOCK})")
+        try:
+            await saver_class(setup_conn, target=target, busy_timeout=busy_timeout).setup()
+        finally:
+            await setup_conn.execute(f"SELECT pg_advisory_unlock({_SETUP_LOCK})")
+    except psycopg.Error as error:
+        raise CheckpointUnavailableError(
+            f"setting up the checkpoint tables failed (Postgres: {error})",
+            path=target.shown,
+            thread_id=None,
+        ) from error
+    finally:
+        await setup_conn.close()
+    pool = pool_module.AsyncConnectionPool(
+        target.conninfo,
+        kwargs={**kwargs, "cursor_factory": cursor_class},
+        min_size=1,
+        max_size=4,
+        timeout=busy_timeout,
+        name="hybridstack-checkpoints",
+        open=False,
+    )
+    await pool.open()
+    return saver_class(pool, target=target, busy_timeout=busy_timeout)

@@ -22,8 +22,11 @@ holder, so the stores need no locks of their own::
 
 :class:`InMemoryThreadLeases` serves one process (the ``"memory"`` checkpointer);
 :class:`SQLiteThreadLeases` keeps a table in the checkpoint file and holds across the
-processes of one machine. A Postgres store (for runs on several hosts) is the same six
-statements against a server table, with ``now()`` of the server as the clock.
+processes of one machine; :class:`PostgresThreadLeases` keeps the same table in a Postgres
+database and holds across hosts: a row per thread with its owner, token and expiry (not
+advisory locks, which a transaction pooler does not keep), every primitive one
+autocommit statement, and the *server's* clock, so hosts whose clocks disagree still
+agree on when a lease ran out.
 """
 
 from __future__ import annotations
@@ -36,8 +39,10 @@ import math
 import os
 import socket
 import sqlite3
+import threading
 import time
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,12 +51,17 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from hybridstack.graph.checkpoints import prepare_sqlite_file, store_error
-from hybridstack.graph.subtasks import LeaseLostError, ThreadBusyError
+from hybridstack.graph.subtasks import (
+    CheckpointUnavailableError,
+    LeaseLostError,
+    ThreadBusyError,
+)
 
 __all__ = [
     "DEFAULT_LEASE_TTL_S",
     "HeldLease",
     "InMemoryThreadLeases",
+    "PostgresThreadLeases",
     "SQLiteThreadLeases",
     "ThreadLease",
     "ThreadLeases",
@@ -547,3 +557,124 @@ class SQLiteThreadLeases(ThreadLeases):
 
     async def _expire(self, lease: ThreadLease, at: float) -> bool:
         return await self._extend(lease, at)
+
+
+class PostgresThreadLeases(SQLiteThreadLeases):
+    """Leases in a ``hybridstack_thread_leases`` table of a Postgres database, so they hold
+    across every host that runs the agent on the same ``postgresql://`` URL.
+
+    The same rows and compare-and-set statements as :class:`SQLiteThreadLeases`, on a
+    small psycopg pool (autocommit, no prepared statements, so a transaction pooler is
+    fine) used from worker threads: the store works from any event loop. The clock is
+    the server's (``clock_timestamp()``). A holder on another host that died is not
+    recognised: its lease runs out after its TTL.
+
+    Args:
+        url: ``postgresql://…`` (``?schema=NAME`` keeps the table in that schema).
+        clock: seconds since the epoch; default (None) the server's clock.
+        busy_timeout: seconds to wait for a pooled connection (the server unreachable).
+        reclaim_dead_holders: see :class:`ThreadLeases`.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        clock: Callable[[], float] | None = None,
+        busy_timeout: float = 30.0,
+        reclaim_dead_holders: bool = True,
+    ) -> None:
+        from hybridstack._postgres import parse_postgres_url
+
+        ThreadLeases.__init__(self, reclaim_dead_holders=reclaim_dead_holders)
+        self._server_clock = clock is None
+        self._clock = clock or time.time
+        self.target = parse_postgres_url(url, what="lease store")
+        self.busy_timeout = busy_timeout
+        self._ready = False
+        self._pool: Any = None
+        self._pool_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"PostgresThreadLeases({self.target.shown!r})"
+
+    def _connection_pool(self) -> Any:
+        with self._pool_lock:
+            if self._pool is None:
+                from hybridstack._postgres import import_pool
+
+                pool = import_pool("lease store").ConnectionPool(
+                    self.target.conninfo,
+                    kwargs=self.target.connect_kwargs(),
+                    # No connection held while idle: an agent that stopped running
+                    # threads keeps none of the server's connections.
+                    min_size=0,
+                    max_size=4,
+                    max_idle=60.0,
+                    num_workers=1,
+                    timeout=self.busy_timeout,
+                    name="hybridstack-leases",
+                    open=True,
+                )
+                self._pool = pool
+                weakref.finalize(self, pool.close)
+            return self._pool
+
+    def _prepare(self, conn: Any) -> None:
+        from hybridstack._postgres import create_schema
+
+        if self.target.schema is not None:
+            create_schema(conn, self.target.schema)
+        with conn.transaction():  # CREATE TABLE IF NOT EXISTS races on its own
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (_LEASE_TABLE,))
+            conn.execute(_PG_SCHEMA)
+
+    def _run(self, sql: str, params: tuple[Any, ...] = ()) -> tuple[int, list[tuple[Any, ...]]]:
+        from hybridstack._postgres import import_psycopg
+
+        psycopg = import_psycopg("lease store")
+        sql = sql.replace("?", "%s").replace("INSERT OR IGNORE INTO", "INSERT INTO")
+        if sql.startswith("INSERT INTO"):
+            sql += " ON CONFLICT (thread_id) DO NOTHING"
+        try:
+            with self._connection_pool().connection() as conn:
+                if not self._ready:
+                    self._prepare(conn)
+                    self._ready = True
+                cursor = conn.execute(sql, params)
+                rows = cursor.fetchall() if cursor.description is not None else []
+                return cursor.rowcount, rows
+        except psycopg.Error as error:
+            detail = " ".join(str(error).split()) or type(error).__name__
+            raise CheckpointUnavailableError(
+                f"the thread lease store failed (Postgres: {detail})",
+                path=self.target.shown,
+                thread_id=params[0] if params and isinstance(params[0], str) else None,
+            ) from error
+
+    async def _now(self) -> float:
+        if not self._server_clock:
+            return self._clock()
+        _, rows = await self._execute("SELECT extract(epoch FROM clock_timestamp())::float8")
+        return float(rows[0][0])
+
+    def close(self) -> None:
+        """Close the connection pool (reopened on next use)."""
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+
+
+_PG_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS {_LEASE_TABLE} (
+    thread_id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    token BIGINT NOT NULL,
+    host TEXT NOT NULL,
+    pid BIGINT NOT NULL,
+    pid_namespace TEXT NOT NULL DEFAULT '',
+    acquired_at DOUBLE PRECISION NOT NULL,
+    expires_at DOUBLE PRECISION NOT NULL
+)
+"""

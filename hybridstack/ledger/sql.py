@@ -115,17 +115,18 @@ def totals_query(
 def totals_from_rows(rows: Iterable[Row]) -> dict[str, Totals]:
     result: dict[str, Totals] = {}
     for key, count, ok, cancelled, skipped, tin, tout, tcached, cost, latency, calls in rows:
-        # SUM over no rows is NULL in SQL: an empty ledger totals to zeros.
-        ok, cancelled, skipped = ok or 0, cancelled or 0, skipped or 0
+        # SUM over no rows is NULL in SQL: an empty ledger totals to zeros. Postgres
+        # sums BIGINT columns as NUMERIC (a Decimal): back to int.
+        ok, cancelled, skipped = int(ok or 0), int(cancelled or 0), int(skipped or 0)
         result[key] = Totals(
             attempts=count,
             ok=ok,
             failed=count - ok - cancelled - skipped,
             cancelled=cancelled,
             skipped=skipped,
-            input_tokens=tin or 0,
-            output_tokens=tout or 0,
-            cached_input_tokens=tcached or 0,
+            input_tokens=int(tin or 0),
+            output_tokens=int(tout or 0),
+            cached_input_tokens=int(tcached or 0),
             cost_usd=float(cost or 0.0),
             latency_s=float(latency or 0.0),
             calls=calls,

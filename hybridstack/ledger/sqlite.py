@@ -21,15 +21,8 @@
 
 **When a write fails** (disk full, the file locked by another process for longer than
 ``timeout_s``, a file or filesystem that became read-only, an I/O error), ``record``
-does not raise — it sits on the executor's hot path and a model call must not fail
-because of its bookkeeping. The attempt is *held* in memory instead, counted by
-:attr:`SQLiteLedger.pending`, a warning is logged (on the first failure, then each time
-the count grows tenfold), and the held attempts are written, in order, by the next
-record after ``retry_interval_s``, by :meth:`~SQLiteLedger.flush` and by
-:meth:`~SQLiteLedger.close`. While attempts are held, ``flush()`` and every read raise
-:class:`~hybridstack.errors.LedgerError` (a read would miss them), and ``close()``
-raises one whose ``unwritten`` carries them. Beyond ``max_pending`` the oldest are
-dropped, counted by :attr:`~hybridstack.ledger.base.Ledger.dropped` and logged as errors.
+does not raise: the attempt is held, counted by :attr:`SQLiteLedger.pending` and retried,
+as every SQL ledger does (:mod:`hybridstack.ledger.store`).
 
 **When the file is deleted, moved or replaced while open** (checked before every
 write: one ``stat``), writing on would put attempts where no reader can see them.
@@ -37,16 +30,22 @@ Instead: a moved file (log rotation) is completed from its journal and a new led
 started at the path; a deleted file is restored at its path from the open connection,
 with every attempt it held; a file replaced by another one has its attempts saved next
 to it (``<name>.orphan-<time>``). Each case is logged as a warning.
+
+The descriptor that tells a deleted file from a moved one is opened ``O_PATH`` (Linux):
+closing an ordinary descriptor of a file drops *every* POSIX lock this process holds on
+it, SQLite's included, so closing the ledger would let another process take the write
+lock under a reader of the same file in this process, or delete its WAL. Where there is
+no ``O_PATH``, such a descriptor is kept open (one per file) instead of closed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import math
 import os
 import sqlite3
 import threading
-import time
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -55,15 +54,12 @@ from urllib.parse import quote
 from hybridstack.errors import ConfigurationError, LedgerError
 from hybridstack.ledger import migrations as _migrations
 from hybridstack.ledger import sql as _sql
-from hybridstack.ledger.base import GroupBy, Ledger, RunSummary, Totals
 from hybridstack.ledger.sql import COLUMNS
-from hybridstack.types import Attempt
+from hybridstack.ledger.store import RowRejected, SQLLedger, Unwritable, WriteOne
 
 __all__ = ["COLUMNS", "SQLiteLedger"]
 
 logger = logging.getLogger("hybridstack.ledger")
-
-_INSERT = _sql.insert_sql("?")
 
 _WHAT_TO_DO = "move the file aside or point the ledger at another path"
 
@@ -77,15 +73,38 @@ _SQLITE_AUTH, _SQLITE_NOTADB = 23, 26
 _ROW_ERRORS = (OverflowError, sqlite3.InterfaceError, sqlite3.ProgrammingError)
 
 
-class _Unwritable(Exception):
-    """Internal: the held rows could not be written; ``reason`` says why, for people."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+_O_PATH: int | None = getattr(os, "O_PATH", None)
+#: Without O_PATH: descriptors of closed ledgers, kept open by (device, inode) and reused.
+_PARKED: dict[tuple[int, int], list[int]] = {}
+_PARKED_LOCK = threading.Lock()
 
 
-class SQLiteLedger(Ledger):
+def _watch(file: Path) -> int:
+    """A descriptor to ``fstat`` the ledger file by, that can be let go without costing
+    this process's SQLite connections their POSIX locks on the file (see the module docs)."""
+    if _O_PATH is not None:
+        return os.open(file, _O_PATH)  # closing an O_PATH descriptor releases no locks
+    info = os.stat(file)
+    with _PARKED_LOCK:
+        spares = _PARKED.get((info.st_dev, info.st_ino), [])
+        while spares:
+            fd = spares.pop()
+            kept = os.fstat(fd)
+            if (kept.st_dev, kept.st_ino) == (info.st_dev, info.st_ino):
+                return fd
+    return os.open(file, os.O_RDONLY)
+
+
+def _unwatch(fd: int) -> None:
+    if _O_PATH is not None:
+        os.close(fd)
+        return
+    info = os.fstat(fd)
+    with _PARKED_LOCK:  # never closed: that would drop the process's locks on the file
+        _PARKED.setdefault((info.st_dev, info.st_ino), []).append(fd)
+
+
+class SQLiteLedger(SQLLedger):
     """Attempts in an SQLite file that outlives the process and can be read by another one.
 
     ``create=False`` refuses to make a new file; ``read_only=True`` opens an existing
@@ -100,6 +119,8 @@ class SQLiteLedger(Ledger):
     the retries that ``record`` makes.
     """
 
+    engine = "SQLite"
+
     def __init__(
         self,
         path: str | Path,
@@ -111,33 +132,18 @@ class SQLiteLedger(Ledger):
         max_pending: int | None = 10_000,
         retry_interval_s: float = 1.0,
     ) -> None:
-        super().__init__()
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1 (got {batch_size})")
-        if max_pending is not None and max_pending < 1:
-            raise ValueError(f"max_pending must be at least 1 or None (got {max_pending})")
-        if not (math.isfinite(retry_interval_s) and retry_interval_s >= 0):
-            raise ValueError(f"retry_interval_s must be >= 0 seconds (got {retry_interval_s})")
+        super().__init__(
+            read_only=read_only,
+            batch_size=batch_size,
+            max_pending=max_pending,
+            retry_interval_s=retry_interval_s,
+        )
         in_memory = str(path) == ":memory:"
         self.path = Path(path) if not in_memory else None
         # Where the file is, whatever the working directory becomes later.
         self._file = self.path.resolve() if self.path is not None else None
-        self.read_only = read_only
-        self.batch_size = batch_size
         self.timeout_s = timeout_s
-        self.max_pending = max_pending
-        self.retry_interval_s = retry_interval_s
         self._create = create
-        self._lock = threading.Lock()
-        #: Rows recorded but not in the file yet: a batch being filled, or held after a
-        #: failed write (then ``_problem`` says why).
-        self._buffer: list[_sql.Row] = []
-        self._problem: str | None = None
-        self._failing_since = 0.0
-        self._retry_at = 0.0
-        self._warn_at_pending = 0
-        self._warn_at_dropped = 0
-        self._closed = False
         self._conn: sqlite3.Connection | None = None
         # An open descriptor on the file, to tell a deleted file (no links left) from a
         # moved one, and the (device, inode) it had when opened.
@@ -147,17 +153,7 @@ class SQLiteLedger(Ledger):
 
     def __repr__(self) -> str:
         where = ":memory:" if self.path is None else str(self.path)
-        extra = ", read_only=True" if self.read_only else ""
-        if self._buffer and self._problem is not None:
-            extra += f", pending={len(self._buffer)}"
-        if self.dropped:
-            extra += f", dropped={self.dropped}"
-        return f"SQLiteLedger({where!r}{extra})"
-
-    @property
-    def pending(self) -> int:
-        """Attempts recorded but not yet in the file (a batch being filled, or held)."""
-        return len(self._buffer)
+        return f"SQLiteLedger({where!r}{self._repr_extra()})"
 
     # --- opening -------------------------------------------------------------------
 
@@ -166,7 +162,7 @@ class SQLiteLedger(Ledger):
         conn = self._connect(create=create)
         if self._file is not None and not self.read_only:
             try:
-                fd = os.open(self._file, os.O_RDONLY)
+                fd = _watch(self._file)
             except OSError as exc:
                 conn.close()
                 raise LedgerError(
@@ -289,7 +285,7 @@ class SQLiteLedger(Ledger):
                 f"cannot write {self._where()}: {reason}. Make it writable or choose "
                 "another path; to only read it, open it with read_only=True"
             )
-        return LedgerError(f"cannot open {self._where()}: {reason}", path=self._path_text())
+        return LedgerError(f"cannot open {self._where()}: {reason}", path=self._location())
 
     def _describe(self, exc: sqlite3.Error) -> tuple[str, str]:
         """``(kind, reason)`` of an SQLite error: what happened, in words that say what to fix."""
@@ -336,130 +332,55 @@ class SQLiteLedger(Ledger):
     def _where(self) -> str:
         return "the in-memory database" if self.path is None else f"ledger file {self.path}"
 
-    def _path_text(self) -> str | None:
+    def _location(self) -> str | None:
         return None if self.path is None else str(self.path)
 
     @property
     def schema(self) -> list[str]:
         """Names of the migrations applied to this file, oldest first."""
-        with self._lock:
-            return _migrations.applied(self._readable_locked())
+        with self._reading():
+            return _migrations.applied(self._connection_locked())
 
-    # --- writing -------------------------------------------------------------------
+    # --- writing (the engine hooks of SQLLedger) -------------------------------------
 
-    def _write(self, attempt: Attempt) -> None:
-        row = _sql.to_row(attempt)
-        with self._lock:
-            if self._closed:
-                raise LedgerError(
-                    f"{self!r} is closed: it cannot record (attempt {attempt.call_id}"
-                    f"/{attempt.attempt_index} is not stored)",
-                    path=self._path_text(),
-                    unwritten=(attempt,),
-                )
-            if self.read_only:
-                raise ConfigurationError(f"{self!r} was opened read-only: it cannot record")
-            self._buffer.append(row)
-            if self._problem is None:
-                if len(self._buffer) < self.batch_size:
-                    return
-            elif time.monotonic() < self._retry_at:
-                self._bound_pending_locked()
-                return
-            self._try_flush_locked()
-
-    def flush(self) -> None:
-        """Write every buffered or held attempt now.
-
-        Raises :class:`~hybridstack.errors.LedgerError` (with the attempts in
-        ``unwritten``) when they still cannot be written; they stay held.
-        """
-        with self._lock:
-            self._require_open_locked()
-            if self._buffer:
-                reason = self._try_flush_locked()
-                if reason is not None:
-                    raise self._held_error_locked(
-                        f"could not write {len(self._buffer)} attempts", reason
-                    )
-
-    def _try_flush_locked(self) -> str | None:
-        """Write the buffer; on failure hold it, warn, and return why (else ``None``)."""
-        try:
-            written = self._flush_locked()
-        except _Unwritable as failure:
-            self._note_failure_locked(failure.reason)
-            return failure.reason
-        if self._problem is not None:
-            logger.warning(
-                "%s: wrote %d held attempts after %.1fs; it is writing again (it could not "
-                "because %s)",
-                self._where(),
-                written,
-                time.monotonic() - self._failing_since,
-                self._problem,
-            )
-            self._problem = None
-        return None
-
-    def _flush_locked(self) -> int:
+    def _write_rows_locked(self, rows: Sequence[_sql.Row]) -> None:
         conn = self._writable_connection_locked()
-        rows = self._buffer
         try:
             if len(rows) == 1:
-                conn.execute(_INSERT, rows[0])  # autocommit: one implicit transaction
+                conn.execute(self._insert, rows[0])  # autocommit: one implicit transaction
             else:
                 # IMMEDIATE takes the write lock first, waiting up to timeout_s for
                 # another writer, so the inserts never meet a lock half-way through.
                 conn.execute("BEGIN IMMEDIATE")
-                conn.executemany(_INSERT, rows)
+                conn.executemany(self._insert, rows)
                 conn.execute("COMMIT")
-        except _ROW_ERRORS:
+        except _ROW_ERRORS as exc:
             self._rollback(conn)
-            return self._flush_row_by_row_locked(conn)
+            raise RowRejected(str(exc)) from exc
         except sqlite3.Error as exc:
             self._rollback(conn)
-            raise _Unwritable(self._describe(exc)[1]) from exc
-        self._buffer = []
-        return len(rows)
+            raise Unwritable(self._describe(exc)[1]) from exc
 
-    def _flush_row_by_row_locked(self, conn: sqlite3.Connection) -> int:
-        """Write the buffer leaving out the rows SQLite cannot store (each counted, logged).
+    @contextlib.contextmanager
+    def _rows_one_by_one_locked(self) -> Iterator[WriteOne]:
+        conn = self._writable_connection_locked()
 
-        Such a row (an integer beyond 64 bits, say) would otherwise fail every flush
-        after it, and hold up every attempt recorded later.
-        """
-        rows, stored = self._buffer, 0
-        conn.execute("BEGIN IMMEDIATE")
-        for position, row in enumerate(rows):
+        def write_one(row: _sql.Row) -> None:
             try:
-                conn.execute(_INSERT, row)
+                conn.execute(self._insert, row)
             except _ROW_ERRORS as exc:
-                self._count_dropped()
-                logger.error(
-                    "%s: dropped attempt %s/%s: SQLite cannot store it (%s); %d dropped so "
-                    "far (ledger.dropped)",
-                    self._where(),
-                    row[0],
-                    row[2],
-                    exc,
-                    self.dropped,
-                )
-                rows[position] = None  # type: ignore[call-overload]
-            except sqlite3.Error as exc:
-                self._rollback(conn)
-                self._buffer = [r for r in rows if r is not None]
-                raise _Unwritable(self._describe(exc)[1]) from exc
-            else:
-                stored += 1
+                raise RowRejected(str(exc)) from exc
+
         try:
+            conn.execute("BEGIN IMMEDIATE")
+            yield write_one
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             self._rollback(conn)
-            self._buffer = [r for r in rows if r is not None]
-            raise _Unwritable(self._describe(exc)[1]) from exc
-        self._buffer = []
-        return stored
+            raise Unwritable(self._describe(exc)[1]) from exc
+        except BaseException:
+            self._rollback(conn)
+            raise
 
     @staticmethod
     def _rollback(conn: sqlite3.Connection) -> None:
@@ -470,70 +391,6 @@ class SQLiteLedger(Ledger):
                 conn.execute("ROLLBACK")
             except sqlite3.Error:
                 logger.debug("rollback after a failed write failed too", exc_info=True)
-
-    def _note_failure_locked(self, reason: str) -> None:
-        now = time.monotonic()
-        first = self._problem is None
-        changed = reason != self._problem
-        if first:
-            self._failing_since = now
-            self._warn_at_pending = 0
-        self._problem = reason
-        self._retry_at = now + self.retry_interval_s
-        self._bound_pending_locked()
-        held = len(self._buffer)
-        if first or changed or held >= self._warn_at_pending:
-            # Loud but not a line per record: again each time the count grows tenfold.
-            self._warn_at_pending = 10 ** (len(str(held)))
-            logger.warning(
-                "%s: cannot write (%s); holding %d attempt(s) in memory, counted in "
-                "ledger.pending, and retrying every %gs (flush() and close() retry at "
-                "once)%s",
-                self._where(),
-                reason,
-                held,
-                self.retry_interval_s,
-                ""
-                if self.max_pending is None
-                else f"; beyond {self.max_pending} the oldest are dropped",
-            )
-
-    def _bound_pending_locked(self) -> None:
-        if self.max_pending is None or len(self._buffer) <= self.max_pending:
-            return
-        excess = len(self._buffer) - self.max_pending
-        del self._buffer[:excess]
-        self._count_dropped(excess)
-        if self.dropped >= self._warn_at_dropped:
-            self._warn_at_dropped = 10 ** (len(str(self.dropped)))
-            logger.error(
-                "%s: dropped the %d oldest held attempt(s): max_pending=%d were already "
-                "held because %s; %d dropped so far (ledger.dropped)",
-                self._where(),
-                excess,
-                self.max_pending,
-                self._problem,
-                self.dropped,
-            )
-
-    def _held_error_locked(
-        self, headline: str, reason: str, *, closing: bool = False
-    ) -> LedgerError:
-        dropped = (
-            f"; {self.dropped} more were dropped earlier (ledger.dropped)" if self.dropped else ""
-        )
-        fate = (
-            "The ledger is closed and they are not in the file: this error's .unwritten holds "
-            "them (record them into another ledger to keep them)"
-            if closing
-            else "They are held in memory (ledger.pending) and retried; this error's "
-            ".unwritten lists them"
-        )
-        return LedgerError(
-            f"{self._where()}: {headline}: {reason}. {fate}{dropped}",
-            path=self._path_text(),
-            unwritten=[_sql.from_row(row) for row in self._buffer],
-        )
 
     # --- the file under the connection -------------------------------------------------
 
@@ -564,7 +421,7 @@ class SQLiteLedger(Ledger):
             # A restored file exists again; a moved one is replaced only if create allows.
             self._open(create=self._create)
         except (ConfigurationError, LedgerError) as exc:
-            raise _Unwritable(str(exc)) from exc
+            raise Unwritable(str(exc)) from exc
 
     def _leave_old_file(self, old: sqlite3.Connection) -> None:
         assert self._file is not None
@@ -587,14 +444,14 @@ class SQLiteLedger(Ledger):
             if saved is not None:
                 self._partial_path(saved).unlink(missing_ok=True)
             reason = self._describe(exc)[1] if isinstance(exc, sqlite3.Error) else str(exc)
-            raise _Unwritable(
+            raise Unwritable(
                 f"{self._where()} was {'replaced' if taken else 'deleted or moved'} while "
                 f"open, and saving the attempts it held failed ({reason}); the open "
                 "connection keeps them and hybridstack tries again"
             ) from exc
         self._conn = None
         old.close()
-        os.close(self._watch_fd)
+        _unwatch(self._watch_fd)
         self._watch_fd = self._identity = None
         if not taken:
             # Leftovers of the old file: empty, or (checkpoint incomplete) covered by the
@@ -657,96 +514,31 @@ class SQLiteLedger(Ledger):
         os.replace(partial, final)
         return final
 
-    # --- reading -------------------------------------------------------------------
+    # --- reading and closing (the engine hooks of SQLLedger) ---------------------------
 
-    def _require_open_locked(self) -> None:
-        if self._closed:
-            raise LedgerError(f"{self!r} is closed", path=self._path_text())
-
-    def _readable_locked(self) -> sqlite3.Connection:
-        """The connection to read with, once every recorded attempt is in the file."""
-        self._require_open_locked()
-        if self._buffer:
-            reason = self._try_flush_locked()
-            if reason is not None:
-                raise self._held_error_locked(
-                    f"{len(self._buffer)} recorded attempts are not written yet, so a read "
-                    "would miss them",
-                    reason,
-                )
+    def _connection_locked(self) -> sqlite3.Connection:
         if self._conn is None:  # pragma: no cover - only while attempts are held
             raise LedgerError(f"{self._where()} is not open: {self._problem}")
         return self._conn
 
-    def _query(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            conn = self._readable_locked()
-            try:
-                return conn.execute(sql, params).fetchall()
-            except sqlite3.Error as exc:
-                kind, reason = self._describe(exc)
-                if kind == "corrupt":
-                    raise ConfigurationError(
-                        f"{self._where()} is corrupt ({exc}); {_WHAT_TO_DO}"
-                    ) from exc
-                raise LedgerError(
-                    f"cannot read {self._where()}: {reason}", path=self._path_text()
+    def _fetch_locked(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        conn = self._connection_locked()
+        try:
+            return conn.execute(sql, tuple(params)).fetchall()
+        except sqlite3.Error as exc:
+            kind, reason = self._describe(exc)
+            if kind == "corrupt":
+                raise ConfigurationError(
+                    f"{self._where()} is corrupt ({exc}); {_WHAT_TO_DO}"
                 ) from exc
+            raise LedgerError(
+                f"cannot read {self._where()}: {reason}", path=self._location()
+            ) from exc
 
-    def attempts(
-        self,
-        *,
-        call_id: str | None = None,
-        run_id: str | None = None,
-        limit: int | None = None,
-    ) -> list[Attempt]:
-        if limit is not None and limit < 0:
-            raise ValueError(f"limit must not be negative (got {limit})")
-        sql, params = _sql.attempts_query(call_id=call_id, run_id=run_id, limit=limit)
-        return [_sql.from_row(row) for row in self._query(sql, params)]
-
-    def totals(
-        self,
-        *,
-        run_id: str | None = None,
-        call_id: str | None = None,
-        by: GroupBy | None = None,
-    ) -> dict[str, Totals]:
-        sql, params = _sql.totals_query(call_id=call_id, run_id=run_id, by=by)
-        return _sql.totals_from_rows(self._query(sql, params))
-
-    def runs(self) -> list[RunSummary]:
-        return _sql.runs_from_rows(self._query(_sql.RUNS_QUERY))
-
-    # --- lifetime ------------------------------------------------------------------
-
-    def close(self) -> None:
-        """Write what is buffered or held, and close the file. Safe to call twice.
-
-        The file is closed even when the last attempts cannot be written; they are then
-        not lost silently: this raises :class:`~hybridstack.errors.LedgerError` whose
-        ``unwritten`` carries them (record them into another ledger to keep them).
-        """
-        error: LedgerError | None = None
-        with self._lock:
-            if self._closed:
-                return
-            if self._buffer:
-                reason = self._try_flush_locked()
-                if reason is not None:
-                    error = self._held_error_locked(
-                        f"could not write {len(self._buffer)} attempts before closing",
-                        reason,
-                        closing=True,
-                    )
-            self._closed = True
-            self._buffer = []
-            conn, self._conn = self._conn, None
-            if conn is not None:
-                conn.close()
-            if self._watch_fd is not None:
-                os.close(self._watch_fd)
-                self._watch_fd = None
-        super().close()
-        if error is not None:
-            raise error
+    def _disconnect_locked(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+        if self._watch_fd is not None:
+            _unwatch(self._watch_fd)
+            self._watch_fd = None
