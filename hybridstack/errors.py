@@ -13,6 +13,7 @@ never on which SDK raised it::
     │   └── SovereigntyError .................... a route could send data where it may not go
     ├── SecretPickleError (also TypeError) ...... an object holding a key was to be pickled
     ├── InvalidRequestError (also ValueError) ... a request hybridstack refuses to send
+    │   └── BatchFileError ...................... bad batch task file (every line at fault listed)
     ├── ProviderError ........................... one attempt on one deployment failed
     │   ├── RetryableError ...................... retry here: 429, 5xx, 529, timeout, reset
     │   ├── FailoverError ....................... fail over: bad key, quota, retired model, region
@@ -145,6 +146,24 @@ class InvalidRequestError(HybridStackError, ValueError):
     def __init__(self, message: str, *, field: str | None = None) -> None:
         #: The request field at fault (``max_tokens``, ``messages[0].role`` …), when known.
         self.field = field
+        super().__init__(message)
+
+
+class BatchFileError(InvalidRequestError):
+    """A batch task file (or list of tasks) is invalid; nothing of it ran.
+
+    ``problems`` holds ``(line number, what to fix)`` for every bad line.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        problems: Sequence[tuple[int, str]] = (),
+    ) -> None:
+        self.path = path
+        self.problems = list(problems)
         super().__init__(message)
 
 
