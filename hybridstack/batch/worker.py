@@ -79,9 +79,8 @@ def checkpoint_options(checkpoints: str | None) -> dict[str, Any]:
     if "checkpoints" not in inspect.signature(Agent).parameters:
         scheme = checkpoints.split("://", 1)[0]
         raise ConfigurationError(
-            f"{scheme} checkpoints not available: this hybridstack's Agent takes only a "
-            "SQLite checkpoint file; give --checkpoints a file path (or install a "
-            "hybridstack with URL checkpoint stores, e.g. hybridstack[postgres])"
+            f"checkpoints at {scheme}:// URLs are not available in this hybridstack (its "
+            "Agent takes only a SQLite checkpoint file): give --checkpoints a file path"
         )
     return {"checkpoints": checkpoints}
 

@@ -1,0 +1,235 @@
+"""A batch whose worker process is killed with SIGKILL mid-run resumes without re-sending work.
+
+The emulator runs in this (the test) process; ``hybridstack batch --engine local`` runs in
+a subprocess against it (``--stack batch_helpers.stacks:emulated``). Four tasks, two at a
+time: t1, t2 and t4 finish, t3 has one subtask done and the other in flight on a slow
+deployment when the process is killed (no clean-up). Running the same command again
+must complete every task while the emulator's per-deployment counters show that no
+finished subtask was sent again: only t3's unfinished subtask and its synthesis are.
+
+Parametrized over the checkpoint store: SQLite now; a Postgres URL where this
+hybridstack's Agent takes one (skipped with a clear reason until then).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hybridstack.catalog import Catalog
+from hybridstack.testing import Emulator, emulator_config_for
+
+TESTS = Path(__file__).parent
+sys.path.insert(0, str(TESTS))
+
+from batch_helpers.stacks import SPEC_ENV, write_spec  # noqa: E402
+
+CODE = "deepseek-flash@deepseek-cn"
+MT = "qwen-mt-turbo@dashscope-sg"
+FOURTH = "qwen-plus@dashscope-sg"
+T3_FAST = "qwen3-coder-plus@dashscope-sg"
+SLOW = "llama-3.3-70b@scaleway-eu"
+SYNTH = "gpt-4o-mini@openai-eu"
+ALL = [CODE, MT, FOURTH, T3_FAST, SLOW, SYNTH]
+SKILL_TABLE = {
+    "general": ["gpt-4o-mini"],
+    "code": ["deepseek-flash"],
+    "multilingual": ["qwen-mt-turbo"],
+    "reasoning": ["llama-3.3-70b"],
+}
+POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def _one(subtask_id: str, instruction: str, skill: str, model: str) -> dict[str, Any]:
+    return {"id": subtask_id, "instruction": instruction, "skill": skill, "model": model}
+
+
+TASKS = [
+    {"id": "t1", "task": "Write a slugify function", "plan": [_one("s1", "Write it", "code", CODE)]},
+    {
+        "id": "t2",
+        "task": "Translate 'thank you' into Thai",
+        "plan": [_one("s1", "Translate it", "multilingual", MT)],
+    },
+    {
+        "id": "t3",
+        "task": "Write a date parser and weigh two designs for it",
+        "plan": [
+            _one("s1", "Write the parser", "code", T3_FAST),
+            _one("s2", "Weigh the trade-offs of two designs", "reasoning", SLOW),
+        ],
+    },
+    {
+        "id": "t4",
+        "task": "Summarise the release notes",
+        "plan": [_one("s1", "Summarise them", "general", FOURTH)],
+    },
+]
+
+
+def _postgres_or_skip() -> str:
+    """The Postgres URL, when this hybridstack's Agent can take it as its checkpoints."""
+    from hybridstack.batch.worker import checkpoint_options
+    from hybridstack.errors import ConfigurationError
+    from hybridstack.graph import Agent
+    from hybridstack.stack import Stack
+
+    try:
+        options = checkpoint_options(POSTGRES_URL)
+        Agent(Stack(), **options)
+    except (ConfigurationError, ImportError, TypeError) as error:
+        pytest.skip(f"postgres checkpoints not available: {error}")
+    return POSTGRES_URL
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def checkpoints(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
+    """(checkpoint store, thread prefix): unique prefixes keep parallel runs apart."""
+    prefix = f"batch-kill-{uuid.uuid4().hex[:8]}-"
+    if request.param == "sqlite":
+        return str(tmp_path / "checkpoints.sqlite"), prefix
+    return _postgres_or_skip(), prefix
+
+
+def _t3_saved(db: str, thread_id: str) -> bool:
+    """t3's fast subtask is in the checkpoint (SQLite: a pending 'results' write)."""
+    if "://" in db:
+        return True  # another store: the counters below decide
+    if not Path(db).exists():
+        return False
+    try:
+        conn = sqlite3.connect(db, timeout=1)
+        try:
+            row = conn.execute(
+                "SELECT count(*) FROM writes WHERE thread_id = ? AND channel = 'results'",
+                (thread_id,),
+            ).fetchone()
+        finally:
+            conn.close()
+    except sqlite3.OperationalError:
+        return False
+    return int(row[0]) >= 1
+
+
+def _lines(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _spawn(tmp_path: Path, store: str, prefix: str, *extra: str) -> subprocess.Popen[str]:
+    command = [
+        sys.executable,
+        "-m",
+        "hybridstack",
+        "batch",
+        str(tmp_path / "tasks.jsonl"),
+        "--engine",
+        "local",
+        "--concurrency",
+        "2",
+        "--stack",
+        "batch_helpers.stacks:emulated",
+        "--checkpoints",
+        store,
+        "--thread-prefix",
+        prefix,
+        "--no-progress",
+        *extra,
+    ]
+    env = {
+        **os.environ,
+        SPEC_ENV: str(tmp_path / "stack.json"),
+        "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+        "PYTHONUNBUFFERED": "1",
+    }
+    return subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+
+
+@pytest.mark.timeout(120)
+def test_killed_batch_worker_resumes_and_sends_no_finished_subtask_again(
+    tmp_path: Path, checkpoints: tuple[str, str]
+) -> None:
+    store, prefix = checkpoints
+    (tmp_path / "tasks.jsonl").write_text("".join(json.dumps(t) + "\n" for t in TASKS))
+    results = tmp_path / "tasks.results.jsonl"
+    config = emulator_config_for(
+        Catalog.default(), include=ALL, faults={SLOW: {"latency_ms": 30_000}}
+    )
+    with Emulator(config) as emulator:
+        write_spec(
+            tmp_path / "stack.json",
+            {d: emulator.base_url(d) for d in ALL},
+            SKILL_TABLE,
+            ledger=str(tmp_path / "ledger.sqlite"),
+        )
+        proc = _spawn(tmp_path, store, prefix)
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                if proc.poll() is not None:
+                    out, err = proc.communicate()
+                    pytest.fail(f"the batch ended before the kill point:\n{out}\n{err}")
+                done = {line["id"] for line in _lines(results)}
+                if (
+                    done == {"t1", "t2", "t4"}
+                    and emulator.counters(T3_FAST).ok == 1
+                    and emulator.counters(SLOW).requests == 1
+                    and _t3_saved(store, f"{prefix}t3")
+                ):
+                    break
+                time.sleep(0.05)
+            else:
+                pytest.fail(f"the batch never reached the kill point: {_lines(results)}")
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.communicate(timeout=10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        assert proc.returncode == -signal.SIGKILL
+
+        before = {d: emulator.counters(d).requests for d in ALL}
+        assert before == {CODE: 1, MT: 1, FOURTH: 1, T3_FAST: 1, SLOW: 1, SYNTH: 0}
+        emulator.set_faults(SLOW, latency_ms=0)  # the slow region is back
+
+        again = _spawn(tmp_path, store, prefix, "--json")
+        out, err = again.communicate(timeout=90)
+        assert again.returncode == 0, f"{out}\n{err}"
+        after = {d: emulator.counters(d).requests for d in ALL}
+
+    report = json.loads(out)
+    assert report["total"] == 4
+    assert report["skipped"] == 3  # t1, t2, t4 were finished: not run again
+    assert report["ran"] == 1
+    assert report["resumed"] == 1  # t3 went on from its checkpoint
+    # Not one finished subtask was sent again: their deployments saw no new request.
+    sent_again = {d: after[d] - before[d] for d in ALL}
+    assert sent_again == {CODE: 0, MT: 0, FOURTH: 0, T3_FAST: 0, SLOW: 1, SYNTH: 1}
+    latest = {line["id"]: line for line in _lines(results)}
+    assert {k: v["status"] for k, v in latest.items()} == {t["id"]: "completed" for t in TASKS}
+    t3 = latest["t3"]
+    assert t3["resumed"] is True
+    assert [s["status"] for s in t3["subtasks"]] == ["done", "done"]
+    # The cost table covers both runs (one SQLite ledger): five subtask calls and t3's
+    # synthesis. The attempt in flight at the kill never finished, so it was never priced.
+    assert sum(c["calls"] for c in report["costs"].values()) == 6
+    assert report["costs"]["EU"]["calls"] == 2  # SLOW (resumed) and SYNTH
+    assert report["costs"]["EU"]["cost_usd"] > 0
