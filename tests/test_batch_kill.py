@@ -55,7 +55,11 @@ def _one(subtask_id: str, instruction: str, skill: str, model: str) -> dict[str,
 
 
 TASKS = [
-    {"id": "t1", "task": "Write a slugify function", "plan": [_one("s1", "Write it", "code", CODE)]},
+    {
+        "id": "t1",
+        "task": "Write a slugify function",
+        "plan": [_one("s1", "Write it", "code", CODE)],
+    },
     {
         "id": "t2",
         "task": "Translate 'thank you' into Thai",

@@ -29,7 +29,9 @@ class Engine(Protocol):
     #: ``"local"``, ``"ray"`` … (shown in the progress line and the report).
     name: str
 
-    def run(self, tasks: Sequence[BatchTask], settings: WorkerSettings) -> AsyncIterator[TaskRecord]:
+    def run(
+        self, tasks: Sequence[BatchTask], settings: WorkerSettings
+    ) -> AsyncIterator[TaskRecord]:
         """Run every task; yield each one's record as it finishes."""
         ...
 
@@ -66,9 +68,7 @@ class LocalEngine:
                     if len(running) >= self.concurrency:
                         break
                 while running:
-                    done, running = await asyncio.wait(
-                        running, return_when=asyncio.FIRST_COMPLETED
-                    )
+                    done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                     for finished in done:
                         yield finished.result()
                         following = next(pending, None)

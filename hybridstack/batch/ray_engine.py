@@ -45,9 +45,7 @@ class _BatchActor:
     """The body of one Ray actor: a TaskWorker living in the actor's process."""
 
     def __init__(self, settings: dict[str, Any], name: str) -> None:
-        self._worker = TaskWorker(
-            WorkerSettings(**settings), name=f"ray:{name}:{os.getpid()}"
-        )
+        self._worker = TaskWorker(WorkerSettings(**settings), name=f"ray:{name}:{os.getpid()}")
         self._opened = False
 
     async def open(self) -> str:
@@ -95,7 +93,9 @@ class RayEngine:
         init_options: dict[str, Any] | None = None,
     ) -> None:
         for label, value in (("actors", actors), ("num_cpus", num_cpus)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
                 raise ConfigurationError(f"{label} must be an integer >= 1, not {value!r}")
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise ConfigurationError(f"concurrency must be an integer >= 1, not {concurrency!r}")

@@ -1,4 +1,4 @@
-"""The batch task file: one JSON object per line, validated line by line, each with a stable thread id.
+"""The batch task file: JSON lines validated one by one, each task with a stable thread id.
 
 A line looks like ``{"id": "t1", "task": "Translate the README into Thai"}``; optional
 fields are ``data_class`` (default ``public``), ``plan`` (a list of subtasks: skips the
@@ -79,9 +79,7 @@ _FIELDS = list(BatchTask.model_fields)
 def _check_line(value: Any) -> str | None:
     """What is wrong with one decoded line before pydantic sees it (None: nothing)."""
     if not isinstance(value, dict):
-        return (
-            f"expected a JSON object such as {_EXAMPLE}, got a JSON {_json_kind(value)}"
-        )
+        return f"expected a JSON object such as {_EXAMPLE}, got a JSON {_json_kind(value)}"
     for key in value:
         if key not in _FIELDS:
             close = difflib.get_close_matches(str(key), _FIELDS, n=1)
@@ -99,8 +97,7 @@ def _check_line(value: Any) -> str | None:
         text = str(ident)
         if not text.strip() or len(text) > _MAX_ID_LENGTH or text != text.strip():
             return (
-                f"'id' must be 1 to {_MAX_ID_LENGTH} characters without leading or trailing "
-                "spaces"
+                f"'id' must be 1 to {_MAX_ID_LENGTH} characters without leading or trailing spaces"
             )
     return None
 
@@ -164,8 +161,11 @@ def parse_tasks(
                 value: Any = json.loads(text)
             except json.JSONDecodeError as error:
                 problems.append(
-                    (number, f"not valid JSON ({error.msg} at column {error.colno}); each "
-                     f"line is one JSON object such as {_EXAMPLE}")
+                    (
+                        number,
+                        f"not valid JSON ({error.msg} at column {error.colno}); each "
+                        f"line is one JSON object such as {_EXAMPLE}",
+                    )
                 )
                 continue
         else:
@@ -181,8 +181,11 @@ def parse_tasks(
         if first != number:
             what = f"id {task.id!r}" if task.id is not None else "the same task (no id)"
             problems.append(
-                (number, f"{what} is also on line {first}: each task needs its own id, "
-                 "because the id names its checkpoint thread")
+                (
+                    number,
+                    f"{what} is also on line {first}: each task needs its own id, "
+                    "because the id names its checkpoint thread",
+                )
             )
     if problems:
         problems.sort()

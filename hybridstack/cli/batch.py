@@ -56,7 +56,8 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     batch.add_argument(
         "--checkpoints",
         metavar="PATH|URL",
-        help="checkpoint store: a SQLite file or a URL (default: ~/.hybridstack/checkpoints.sqlite)",
+        help="checkpoint store: a SQLite file or a URL "
+        "(default: ~/.hybridstack/checkpoints.sqlite)",
     )
     batch.add_argument(
         "--ledger",

@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
@@ -25,16 +26,22 @@ from hybridstack.testing import OFFLINE_API_KEY
 SPEC_ENV = "HYBRIDSTACK_BATCH_TEST_STACK"
 
 
-def write_spec(path: Any, urls: dict[str, str], skill_table: dict[str, list[str]], **extra: Any) -> str:
+def write_spec(
+    path: Any, urls: dict[str, str], skill_table: dict[str, list[str]], **extra: Any
+) -> str:
     with open(path, "w", encoding="utf-8") as fh:
         json.dump({"urls": urls, "skill_table": skill_table, **extra}, fh)
     return str(path)
 
 
+def emulated(spec: str | None = None) -> contextlib.AbstractAsyncContextManager[Stack]:
+    """The factory: the stack the spec file describes (an async context manager)."""
+    config = json.loads(Path(spec or os.environ[SPEC_ENV]).read_text(encoding="utf-8"))
+    return _emulated(config)
+
+
 @contextlib.asynccontextmanager
-async def emulated(spec: str | None = None) -> AsyncIterator[Stack]:
-    with open(spec or os.environ[SPEC_ENV], encoding="utf-8") as fh:
-        config = json.load(fh)
+async def _emulated(config: dict[str, Any]) -> AsyncIterator[Stack]:
     base = Catalog.default()
     moved = [
         d.model_copy(
