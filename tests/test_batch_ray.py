@@ -1,0 +1,214 @@
+"""The Ray batch engine on a local Ray with 2 CPUs (one Ray for the module, shut down after).
+
+Each actor builds its own Stack: offline (its own emulator), or over the test process's
+emulator through a stack factory, so the emulator counts what every actor sends. The
+last test kills the actor's process with SIGKILL mid-task: Ray restarts it, the task is
+sent again and resumes from its checkpoint, and no finished subtask is sent twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sqlite3
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ray = pytest.importorskip("ray", reason="the ray engine needs Ray: pip install 'hybridstack[ray]'")
+
+from hybridstack.batch import Batch, RayEngine  # noqa: E402
+from hybridstack.catalog import Catalog  # noqa: E402
+from hybridstack.testing import Emulator, emulator_config_for  # noqa: E402
+
+TESTS = Path(__file__).parent
+sys.path.insert(0, str(TESTS))
+
+from batch_helpers.stacks import write_spec  # noqa: E402
+
+CODE = "deepseek-flash@deepseek-cn"
+MT = "qwen-mt-turbo@dashscope-sg"
+FOURTH = "qwen-plus@dashscope-sg"
+T3_FAST = "qwen3-coder-plus@dashscope-sg"
+SLOW = "llama-3.3-70b@scaleway-eu"
+SYNTH = "gpt-4o-mini@openai-eu"
+ALL = [CODE, MT, FOURTH, T3_FAST, SLOW, SYNTH]
+SKILL_TABLE = {
+    "general": ["gpt-4o-mini"],
+    "code": ["deepseek-flash"],
+    "multilingual": ["qwen-mt-turbo"],
+    "reasoning": ["llama-3.3-70b"],
+}
+
+
+def _one(ident: str, instruction: str, skill: str, model: str) -> dict[str, Any]:
+    return {"id": ident, "instruction": instruction, "skill": skill, "model": model}
+
+
+TASKS = [
+    {"id": "t1", "task": "Write a slugify function", "plan": [_one("s1", "Write", "code", CODE)]},
+    {"id": "t2", "task": "Say thanks in Thai", "plan": [_one("s1", "Say", "multilingual", MT)]},
+    {
+        "id": "t3",
+        "task": "Write a date parser and weigh two designs for it",
+        "plan": [
+            _one("s1", "Write the parser", "code", T3_FAST),
+            _one("s2", "Weigh the trade-offs of two designs", "reasoning", SLOW),
+        ],
+    },
+    {"id": "t4", "task": "Summarise the notes", "plan": [_one("s1", "Sum", "general", FOURTH)]},
+]
+
+
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[Any]:
+    """One local Ray with 2 CPUs for the module; actors can import the test helpers."""
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        _node_ip_address="127.0.0.1",
+        runtime_env={"env_vars": {"PYTHONPATH": str(TESTS), "HYBRIDSTACK_TOKENIZERS": "sync"}},
+    )
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+@pytest.mark.timeout(180)
+async def test_ray_engine_offline_runs_each_task_once_on_an_actor_pool(
+    local_ray: Any, tmp_path: Path
+) -> None:
+    tasks = [{"id": t["id"], "task": t["task"]} for t in TASKS]
+    out = tmp_path / "out.jsonl"
+    options: dict[str, Any] = {
+        "output": out,
+        "engine": "ray",
+        "offline": True,
+        "ledger": str(tmp_path / "ledger.sqlite"),
+        "checkpoints": tmp_path / "cp.sqlite",
+        "agent_options": {"planner": "heuristic"},
+    }
+    report = await Batch(tasks, **options).run()
+    assert report.engine == "ray"
+    assert (report.total, report.ran, report.completed) == (4, 4, 4), report.records
+    workers = {r.worker.rsplit(":", 1)[0] for r in report.records}
+    assert workers <= {"ray:0", "ray:1"}  # two actors: the cluster's 2 CPUs
+    assert all(r.final_answer for r in report.records)
+    assert report.costs and report.cost_usd > 0
+    # Ray is still the fixture's (attached to, not started here, so not shut down).
+    assert ray.is_initialized()
+
+    again = await Batch(tasks, **options).run()
+    assert (again.ran, again.skipped) == (0, 4)
+
+
+@pytest.mark.timeout(180)
+async def test_ray_actors_share_one_emulator_and_stream_records_back(
+    local_ray: Any, tmp_path: Path
+) -> None:
+    config = emulator_config_for(Catalog.default(), include=ALL, faults={SLOW: {"latency_ms": 8000}})
+    async with Emulator(config) as emulator:
+        spec = write_spec(
+            tmp_path / "stack.json", {d: emulator.base_url(d) for d in ALL}, SKILL_TABLE
+        )
+        batch = Batch(
+            TASKS,
+            output=tmp_path / "out.jsonl",
+            engine=RayEngine(actors=2, concurrency=2),
+            stack="batch_helpers.stacks:emulated",
+            factory_kwargs={"spec": spec},
+            checkpoints=tmp_path / "cp.sqlite",
+        )
+        arrived: list[tuple[str, int]] = []
+        async for record in batch.stream():
+            # Streamed: a record arrives while the slow task is still in flight.
+            arrived.append((record.id, emulator.counters(SLOW).ok))
+        sent = {d: emulator.counters(d).requests for d in ALL}
+    assert arrived[0][1] == 0, arrived
+    assert arrived[-1][0] == "t3"
+    assert sent == {d: 1 for d in ALL}  # every subtask and t3's synthesis: once each
+    assert batch.report is not None and batch.report.completed == 4
+    assert {r.worker.rsplit(":", 1)[0] for r in batch.report.records} == {"ray:0", "ray:1"}
+
+
+def _t3_saved(db: Path, thread_id: str) -> bool:
+    if not db.exists():
+        return False
+    try:
+        conn = sqlite3.connect(db, timeout=1)
+        try:
+            row = conn.execute(
+                "SELECT count(*) FROM writes WHERE thread_id = ? AND channel = 'results'",
+                (thread_id,),
+            ).fetchone()
+        finally:
+            conn.close()
+    except sqlite3.OperationalError:
+        return False
+    return int(row[0]) >= 1
+
+
+@pytest.mark.timeout(240)
+async def test_a_killed_ray_worker_is_restarted_and_its_task_resumes_without_resending(
+    local_ray: Any, tmp_path: Path
+) -> None:
+    config = emulator_config_for(
+        Catalog.default(), include=ALL, faults={SLOW: {"latency_ms": 60_000}}
+    )
+    db = tmp_path / "cp.sqlite"
+    async with Emulator(config) as emulator:
+        spec = write_spec(
+            tmp_path / "stack.json",
+            {d: emulator.base_url(d) for d in ALL},
+            SKILL_TABLE,
+            ledger=str(tmp_path / "ledger.sqlite"),
+        )
+        engine = RayEngine(actors=1, concurrency=4)
+        batch = Batch(
+            TASKS,
+            output=tmp_path / "out.jsonl",
+            engine=engine,
+            stack="batch_helpers.stacks:emulated",
+            factory_kwargs={"spec": spec},
+            checkpoints=db,
+        )
+        killed: list[int] = []
+
+        async def kill_mid_task() -> None:
+            # Once t1, t2 and t4 are done and t3 has s1 saved and s2 in flight.
+            while not (
+                emulator.counters(T3_FAST).ok == 1
+                and emulator.counters(SLOW).requests == 1
+                and emulator.counters(FOURTH).ok == 1
+                and _t3_saved(db, "batch-t3")
+                and engine.actor_pids
+            ):
+                await asyncio.sleep(0.05)
+            before = {d: emulator.counters(d).requests for d in ALL}
+            assert before == {CODE: 1, MT: 1, FOURTH: 1, T3_FAST: 1, SLOW: 1, SYNTH: 0}
+            emulator.set_faults(SLOW, latency_ms=0)  # the slow region is back
+            pid = engine.actor_pids[0]
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+
+        killer = asyncio.create_task(kill_mid_task())
+        report = await asyncio.wait_for(batch.run(), timeout=200)
+        await killer
+        sent = {d: emulator.counters(d).requests for d in ALL}
+
+    assert killed
+    assert report.completed == 4, [(r.id, r.status, r.error) for r in report.records]
+    t3 = next(r for r in report.records if r.id == "t3")
+    assert t3.resumed  # the restarted actor went on from t3's checkpoint
+    assert int(t3.worker.rsplit(":", 1)[1]) != killed[0]
+    # No finished subtask was sent again; only t3's unfinished one and its synthesis ran.
+    assert sent == {CODE: 1, MT: 1, FOURTH: 1, T3_FAST: 1, SLOW: 2, SYNTH: 1}
+    lines = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert sorted(x["id"] for x in lines) == ["t1", "t2", "t3", "t4"]
