@@ -34,6 +34,7 @@ _EXPORTS: dict[str, str] = {
     "UsageEvent": "hybridstack.types",
     # errors
     "AllAttemptsFailedError": "hybridstack.errors",
+    "BatchFileError": "hybridstack.errors",
     "BudgetExceededError": "hybridstack.errors",
     "CatalogError": "hybridstack.errors",
     "ConfigurationError": "hybridstack.errors",
@@ -87,6 +88,10 @@ _EXPORTS: dict[str, str] = {
     "classify_skill": "hybridstack.graph.classifier",
     "LLMSkillClassifier": "hybridstack.graph.classifier",
     "SkillGuess": "hybridstack.graph.classifier",
+    # batch
+    "Batch": "hybridstack.batch",
+    "run_batch": "hybridstack.batch",
+    "run_batch_sync": "hybridstack.batch",
 }
 
 _SUBMODULES = {
@@ -99,6 +104,7 @@ _SUBMODULES = {
     "resilience",
     "ledger",
     "graph",
+    "batch",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
@@ -121,9 +127,11 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from hybridstack import testing as testing
+    from hybridstack.batch import Batch, run_batch, run_batch_sync
     from hybridstack.catalog import Catalog, Deployment, Family, Price
     from hybridstack.errors import (
         AllAttemptsFailedError,
+        BatchFileError,
         BudgetExceededError,
         CatalogError,
         ConfigurationError,

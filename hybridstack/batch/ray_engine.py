@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import os
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -116,7 +117,11 @@ class RayEngine:
         """Attach to or start Ray; True when it was started here (and is ours to stop)."""
         if ray.is_initialized():
             return False
-        options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+        options: dict[str, Any] = {
+            "include_dashboard": False,
+            "log_to_driver": False,
+            "logging_level": logging.WARNING,
+        }
         options.update(self.init_options)
         if self.address is not None:
             ray.init(address=self.address, **options)

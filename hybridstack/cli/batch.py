@@ -163,9 +163,7 @@ def main_batch(args: argparse.Namespace, console: Any) -> int:
         payload["offline"] = bool(args.offline)
         print(json.dumps(payload, indent=2, ensure_ascii=False))
     else:
-        title = "Cost by jurisdiction, all tasks of the file" + (
-            " (simulated: --offline)" if args.offline else ""
-        )
+        title = "Cost by jurisdiction, all tasks" + (" (simulated)" if args.offline else "")
         console.print(cost_table(report.costs, title=title))
         console.print(
             f"{report.completed}/{report.total} task(s) completed: {report.ran} run now "
