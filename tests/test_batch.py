@@ -243,6 +243,30 @@ async def test_a_task_that_cannot_run_is_an_error_record_and_runs_again_next_tim
         assert (again.skipped, again.ran) == (1, 1)  # only the unfinished one again
 
 
+async def test_an_unexpected_exception_in_one_task_does_not_stop_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hybridstack.graph import Agent
+
+    original = Agent.arun
+
+    async def flaky(self: Agent, task: str, **kwargs: Any) -> Any:
+        if "explode" in task:
+            raise RuntimeError("boom")
+        return await original(self, task, **kwargs)
+
+    monkeypatch.setattr(Agent, "arun", flaky)
+    tasks = [_task("a", "Write a slugify function"), _task("b", "explode here")]
+    async with offline_stack() as stack:
+        report = await Batch(
+            tasks, output=tmp_path / "o.jsonl", stack=stack, checkpoints=tmp_path / "cp.sqlite"
+        ).run()
+    records = {r.id: r for r in report.records}
+    assert records["a"].status == "completed"
+    assert records["b"].status == "error"
+    assert records["b"].error == "unexpected RuntimeError: boom (a bug: please report it)"
+
+
 async def test_settings_pass_through_and_unknown_options_are_clear(tmp_path: Path) -> None:
     tasks = [_task("t1", "Write a slugify function")]
     with pytest.raises(ConfigurationError, match="Stack does not take no_such_option="):

@@ -220,7 +220,8 @@ class TaskWorker:
     # --- running tasks ------------------------------------------------------------------
 
     async def run(self, task: BatchTask) -> TaskRecord:
-        """Run (or resume) one task to its end; failures become a record, not an exception."""
+        """Run (or resume) one task to its end; failures become a record, not an exception,
+        so one task's failure never stops the batch."""
         from hybridstack.graph import UnknownThreadError
 
         assert self.agent is not None, "open the worker first"
@@ -246,6 +247,12 @@ class TaskWorker:
                 result = await self.agent.aresume(thread_id)
         except HybridStackError as error:
             return self._error(task, thread_id, f"{type(error).__name__}: {error}")
+        except Exception as error:  # one task's surprise must not stop the others
+            return self._error(
+                task,
+                thread_id,
+                f"unexpected {type(error).__name__}: {error} (a bug: please report it)",
+            )
         return record_from_result(
             task.key,
             result,
