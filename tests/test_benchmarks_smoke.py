@@ -155,3 +155,11 @@ def test_bench_redaction_quick() -> None:
     for key in ("adjacent_cases", "adjacent_leaks", "fuzz_cases", "fuzz_leaks", "ordinary_changed"):
         assert isinstance(final[key], int), key
     assert number(final["kb_per_s"])
+
+
+def test_bench_batch_quick() -> None:
+    _lines, final = run_bench("bench_batch.py", "--quick")
+    for key in ("tasks_per_s_c1", "tasks_per_s_c8", "speedup_c8", "rerun_s"):
+        assert number(final[key]), key
+    assert final["tasks"] == 8
+    assert final["rerun_requests"] == 0  # a finished batch sends nothing again
