@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -32,53 +31,19 @@ from hybridstack.testing import Emulator, emulator_config_for
 TESTS = Path(__file__).parent
 sys.path.insert(0, str(TESTS))
 
+from batch_helpers.scenario import (  # noqa: E402
+    ALL,
+    AT_KILL,
+    RESENT,
+    SKILL_TABLE,
+    SLOW,
+    T3_FAST,
+    TASKS,
+    saved_results,
+)
 from batch_helpers.stacks import SPEC_ENV, write_spec  # noqa: E402
 
-CODE = "deepseek-flash@deepseek-cn"
-MT = "qwen-mt-turbo@dashscope-sg"
-FOURTH = "qwen-plus@dashscope-sg"
-T3_FAST = "qwen3-coder-plus@dashscope-sg"
-SLOW = "llama-3.3-70b@scaleway-eu"
-SYNTH = "gpt-4o-mini@openai-eu"
-ALL = [CODE, MT, FOURTH, T3_FAST, SLOW, SYNTH]
-SKILL_TABLE = {
-    "general": ["gpt-4o-mini"],
-    "code": ["deepseek-flash"],
-    "multilingual": ["qwen-mt-turbo"],
-    "reasoning": ["llama-3.3-70b"],
-}
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-def _one(subtask_id: str, instruction: str, skill: str, model: str) -> dict[str, Any]:
-    return {"id": subtask_id, "instruction": instruction, "skill": skill, "model": model}
-
-
-TASKS = [
-    {
-        "id": "t1",
-        "task": "Write a slugify function",
-        "plan": [_one("s1", "Write it", "code", CODE)],
-    },
-    {
-        "id": "t2",
-        "task": "Translate 'thank you' into Thai",
-        "plan": [_one("s1", "Translate it", "multilingual", MT)],
-    },
-    {
-        "id": "t3",
-        "task": "Write a date parser and weigh two designs for it",
-        "plan": [
-            _one("s1", "Write the parser", "code", T3_FAST),
-            _one("s2", "Weigh the trade-offs of two designs", "reasoning", SLOW),
-        ],
-    },
-    {
-        "id": "t4",
-        "task": "Summarise the release notes",
-        "plan": [_one("s1", "Summarise them", "general", FOURTH)],
-    },
-]
 
 
 def _postgres_or_skip() -> str:
@@ -103,26 +68,6 @@ def checkpoints(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, st
     if request.param == "sqlite":
         return str(tmp_path / "checkpoints.sqlite"), prefix
     return _postgres_or_skip(), prefix
-
-
-def _t3_saved(db: str, thread_id: str) -> bool:
-    """t3's fast subtask is in the checkpoint (SQLite: a pending 'results' write)."""
-    if "://" in db:
-        return True  # another store: the counters below decide
-    if not Path(db).exists():
-        return False
-    try:
-        conn = sqlite3.connect(db, timeout=1)
-        try:
-            row = conn.execute(
-                "SELECT count(*) FROM writes WHERE thread_id = ? AND channel = 'results'",
-                (thread_id,),
-            ).fetchone()
-        finally:
-            conn.close()
-    except sqlite3.OperationalError:
-        return False
-    return int(row[0]) >= 1
 
 
 def _lines(path: Path) -> list[dict[str, Any]]:
@@ -196,7 +141,7 @@ def test_killed_batch_worker_resumes_and_sends_no_finished_subtask_again(
                     done == {"t1", "t2", "t4"}
                     and emulator.counters(T3_FAST).ok == 1
                     and emulator.counters(SLOW).requests == 1
-                    and _t3_saved(store, f"{prefix}t3")
+                    and ("://" in store or saved_results(store, f"{prefix}t3") >= 1)
                 ):
                     break
                 time.sleep(0.05)
@@ -211,7 +156,7 @@ def test_killed_batch_worker_resumes_and_sends_no_finished_subtask_again(
         assert proc.returncode == -signal.SIGKILL
 
         before = {d: emulator.counters(d).requests for d in ALL}
-        assert before == {CODE: 1, MT: 1, FOURTH: 1, T3_FAST: 1, SLOW: 1, SYNTH: 0}
+        assert before == AT_KILL
         emulator.set_faults(SLOW, latency_ms=0)  # the slow region is back
 
         again = _spawn(tmp_path, store, prefix, "--json")
@@ -226,7 +171,7 @@ def test_killed_batch_worker_resumes_and_sends_no_finished_subtask_again(
     assert report["resumed"] == 1  # t3 went on from its checkpoint
     # Not one finished subtask was sent again: their deployments saw no new request.
     sent_again = {d: after[d] - before[d] for d in ALL}
-    assert sent_again == {CODE: 0, MT: 0, FOURTH: 0, T3_FAST: 0, SLOW: 1, SYNTH: 1}
+    assert sent_again == RESENT
     latest = {line["id"]: line for line in _lines(results)}
     assert {k: v["status"] for k, v in latest.items()} == {t["id"]: "completed" for t in TASKS}
     t3 = latest["t3"]

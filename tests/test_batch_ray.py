@@ -12,7 +12,6 @@ import asyncio
 import json
 import os
 import signal
-import sqlite3
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,40 +28,18 @@ from hybridstack.testing import Emulator, emulator_config_for  # noqa: E402
 TESTS = Path(__file__).parent
 sys.path.insert(0, str(TESTS))
 
+from batch_helpers.scenario import (  # noqa: E402
+    ALL,
+    AT_KILL,
+    FOURTH,
+    RESENT,
+    SKILL_TABLE,
+    SLOW,
+    T3_FAST,
+    TASKS,
+    saved_results,
+)
 from batch_helpers.stacks import write_spec  # noqa: E402
-
-CODE = "deepseek-flash@deepseek-cn"
-MT = "qwen-mt-turbo@dashscope-sg"
-FOURTH = "qwen-plus@dashscope-sg"
-T3_FAST = "qwen3-coder-plus@dashscope-sg"
-SLOW = "llama-3.3-70b@scaleway-eu"
-SYNTH = "gpt-4o-mini@openai-eu"
-ALL = [CODE, MT, FOURTH, T3_FAST, SLOW, SYNTH]
-SKILL_TABLE = {
-    "general": ["gpt-4o-mini"],
-    "code": ["deepseek-flash"],
-    "multilingual": ["qwen-mt-turbo"],
-    "reasoning": ["llama-3.3-70b"],
-}
-
-
-def _one(ident: str, instruction: str, skill: str, model: str) -> dict[str, Any]:
-    return {"id": ident, "instruction": instruction, "skill": skill, "model": model}
-
-
-TASKS = [
-    {"id": "t1", "task": "Write a slugify function", "plan": [_one("s1", "Write", "code", CODE)]},
-    {"id": "t2", "task": "Say thanks in Thai", "plan": [_one("s1", "Say", "multilingual", MT)]},
-    {
-        "id": "t3",
-        "task": "Write a date parser and weigh two designs for it",
-        "plan": [
-            _one("s1", "Write the parser", "code", T3_FAST),
-            _one("s2", "Weigh the trade-offs of two designs", "reasoning", SLOW),
-        ],
-    },
-    {"id": "t4", "task": "Summarise the notes", "plan": [_one("s1", "Sum", "general", FOURTH)]},
-]
 
 
 @pytest.fixture(scope="module")
@@ -142,23 +119,6 @@ async def test_ray_actors_share_one_emulator_and_stream_records_back(
     assert {r.worker.rsplit(":", 1)[0] for r in batch.report.records} == {"ray:0", "ray:1"}
 
 
-def _t3_saved(db: Path, thread_id: str) -> bool:
-    if not db.exists():
-        return False
-    try:
-        conn = sqlite3.connect(db, timeout=1)
-        try:
-            row = conn.execute(
-                "SELECT count(*) FROM writes WHERE thread_id = ? AND channel = 'results'",
-                (thread_id,),
-            ).fetchone()
-        finally:
-            conn.close()
-    except sqlite3.OperationalError:
-        return False
-    return int(row[0]) >= 1
-
-
 @pytest.mark.timeout(240)
 async def test_a_killed_ray_worker_is_restarted_and_its_task_resumes_without_resending(
     local_ray: Any, tmp_path: Path
@@ -192,7 +152,7 @@ async def test_a_killed_ray_worker_is_restarted_and_its_task_resumes_without_res
                     emulator.counters(T3_FAST).ok == 1
                     and emulator.counters(SLOW).requests == 1
                     and emulator.counters(FOURTH).ok == 1
-                    and _t3_saved(db, "batch-t3")
+                    and saved_results(db, "batch-t3") >= 1
                     and engine.actor_pids
                 ):
                     break
@@ -200,7 +160,7 @@ async def test_a_killed_ray_worker_is_restarted_and_its_task_resumes_without_res
             else:
                 pytest.fail("the batch never reached the kill point")
             before = {d: emulator.counters(d).requests for d in ALL}
-            assert before == {CODE: 1, MT: 1, FOURTH: 1, T3_FAST: 1, SLOW: 1, SYNTH: 0}
+            assert before == AT_KILL
             emulator.set_faults(SLOW, latency_ms=0)  # the slow region is back
             pid = engine.actor_pids[0]
             os.kill(pid, signal.SIGKILL)
@@ -217,6 +177,6 @@ async def test_a_killed_ray_worker_is_restarted_and_its_task_resumes_without_res
     assert t3.resumed  # the restarted actor went on from t3's checkpoint
     assert int(t3.worker.rsplit(":", 1)[1]) != killed[0]
     # No finished subtask was sent again; only t3's unfinished one and its synthesis ran.
-    assert sent == {CODE: 1, MT: 1, FOURTH: 1, T3_FAST: 1, SLOW: 2, SYNTH: 1}
+    assert sent == {d: AT_KILL[d] + RESENT[d] for d in ALL}
     lines = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert sorted(x["id"] for x in lines) == ["t1", "t2", "t3", "t4"]

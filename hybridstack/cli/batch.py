@@ -16,6 +16,8 @@ __all__ = ["add_parser", "main_batch"]
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:
     """Add the ``batch`` command to the CLI's subparsers."""
+    from hybridstack.cli import _add_config
+
     batch = commands.add_parser(
         "batch",
         help="run many agent tasks from a JSONL file (resumable; local or Ray)",
@@ -98,11 +100,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         "--actors", type=int, metavar="N", help="Ray actors in the pool (default: the CPUs)"
     )
     batch.add_argument("--no-progress", action="store_true", help="no progress bar")
-    batch.add_argument(
-        "--config",
-        metavar="PATH",
-        help="hybridstack.toml to use (default: $HYBRIDSTACK_CONFIG, then ./hybridstack.toml)",
-    )
+    _add_config(batch)
     batch.add_argument(
         "--json", action="store_true", help="print the report as JSON (records are in the file)"
     )
