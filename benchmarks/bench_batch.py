@@ -1,9 +1,10 @@
 """Batch runs on the local engine: tasks per second by concurrency, and what a re-run costs.
 
 Run: ``python benchmarks/bench_batch.py [--quick]``. N one-subtask tasks (pinned plans, so
-no planner call) on the in-process emulator with 50 ms of simulated model latency, over
-one SQLite checkpoint file per run, at concurrency 1 and 8 (after a warm-up batch); then the same batch again, which
-must send nothing (every task is finished). Prints a table and one final JSON line:
+no planner call) on the in-process emulator with 50 ms of simulated model latency, one
+SQLite checkpoint file per run, at concurrency 1 and 8 (after a warm-up batch); then the
+same batch again, which must send nothing (every task is finished). Prints a table and
+one final JSON line:
 ``{"tasks": N, "tasks_per_s_c1": ..., "tasks_per_s_c8": ..., "speedup_c8": ...,
 "rerun_requests": 0, "rerun_s": ...}``.
 """
