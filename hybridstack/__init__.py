@@ -34,6 +34,7 @@ _EXPORTS: dict[str, str] = {
     "UsageEvent": "hybridstack.types",
     # errors
     "AllAttemptsFailedError": "hybridstack.errors",
+    "BatchFileError": "hybridstack.errors",
     "BudgetExceededError": "hybridstack.errors",
     "CatalogError": "hybridstack.errors",
     "ConfigurationError": "hybridstack.errors",
@@ -95,6 +96,10 @@ _EXPORTS: dict[str, str] = {
     "classify_skill": "hybridstack.routing.skills.classifier",
     "LLMSkillClassifier": "hybridstack.routing.skills.cascade",
     "SkillGuess": "hybridstack.routing.skills.classifier",
+    # batch
+    "Batch": "hybridstack.batch",
+    "run_batch": "hybridstack.batch",
+    "run_batch_sync": "hybridstack.batch",
 }
 
 _SUBMODULES = {
@@ -108,6 +113,7 @@ _SUBMODULES = {
     "ledger",
     "graph",
     "telemetry",
+    "batch",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
@@ -131,9 +137,11 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from hybridstack import testing as testing
     from hybridstack._secrets import scrub
+    from hybridstack.batch import Batch, run_batch, run_batch_sync
     from hybridstack.catalog import Catalog, Deployment, Family, Price
     from hybridstack.errors import (
         AllAttemptsFailedError,
+        BatchFileError,
         BudgetExceededError,
         CatalogError,
         ConfigurationError,

@@ -15,6 +15,7 @@ never on which SDK raised it. Each branch of the tree is a decision a caller mak
     │   └── EmulatorConfigError ................. a bad emulator config file (names the field)
     ├── SecretPickleError (also TypeError) ...... an object holding a key was to be pickled
     ├── InvalidRequestError (also ValueError) ... a request hybridstack refuses to send
+    │   └── BatchFileError ...................... bad batch task file (every line at fault listed)
     ├── ProviderError ........................... one attempt on one deployment failed
     │   ├── RetryableError ...................... retry here: 429, 5xx, 529, timeout, reset
     │   │   └── SchemaMismatchError ............. a reply that breaks the requested response schema
@@ -175,6 +176,24 @@ class InvalidRequestError(HybridStackError, ValueError):
     def __init__(self, message: str, *, field: str | None = None) -> None:
         #: The request field at fault (``max_tokens``, ``messages[0].role`` …), when known.
         self.field = field
+        super().__init__(message)
+
+
+class BatchFileError(InvalidRequestError):
+    """A batch task file (or list of tasks) is invalid; nothing of it ran.
+
+    ``problems`` holds ``(line number, what to fix)`` for every bad line.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        problems: Sequence[tuple[int, str]] = (),
+    ) -> None:
+        self.path = path
+        self.problems = list(problems)
         super().__init__(message)
 
 

@@ -37,6 +37,15 @@ Try it without keys or network: `hybridstack demo` runs the agent on the built-i
 emulator with one region down; `hybridstack run --offline "your task"` does the same for
 your own task (checkpoints and the ledger go to `~/.hybridstack/`).
 
+Many tasks at once: `hybridstack batch tasks.jsonl --offline` runs one task per line
+(`{"id": "t1", "task": "…", "data_class": "public", "plan": [...], "metadata": {...}}`;
+only `task` is required), writes one result line per task to `tasks.results.jsonl` and
+ends with a cost table per jurisdiction. A bad line stops the batch before anything runs,
+with every problem listed as `FILE:LINE: what to fix` (exit code 2). Running the same
+command again skips finished tasks and resumes interrupted ones from their checkpoints;
+`--engine ray` runs the tasks on a pool of Ray actors (`pip install 'hybridstack[ray]'`).
+See [scaling out](scaling.md#ray-batch-runs).
+
 """
 
 

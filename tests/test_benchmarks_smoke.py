@@ -175,3 +175,10 @@ def test_bench_telemetry_quick() -> None:
     assert final["errors"] == 0
     assert final["spans_exported"] > 0  # the sdk stack really traced its calls
     assert any("bench_telemetry" in line for line in lines[:-1])
+
+def test_bench_batch_quick() -> None:
+    _lines, final = run_bench("bench_batch.py", "--quick")
+    for key in ("tasks_per_s_c1", "tasks_per_s_c8", "speedup_c8", "rerun_s"):
+        assert number(final[key]), key
+    assert final["tasks"] == 8
+    assert final["rerun_requests"] == 0  # a finished batch sends nothing again

@@ -130,6 +130,7 @@ def test_every_command_has_a_description_and_every_option_help() -> None:
     assert set(commands) == {
         "demo",
         "run",
+        "batch",
         "route",
         "models",
         "doctor",

@@ -139,6 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(run)
     _add_json(run)
 
+    from hybridstack.cli.batch import add_parser as add_batch_parser
+
+    add_batch_parser(commands)
+
     route = commands.add_parser(
         "route",
         help="explain the routing decision for a prompt, without calling a model",

@@ -449,9 +449,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     return main_run(args, _console())
 
 
+def cmd_batch(args: argparse.Namespace) -> int:
+    from hybridstack.cli.batch import main_batch
+
+    return main_batch(args, _console())
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "demo": cmd_demo,
     "run": cmd_run,
+    "batch": cmd_batch,
     "doctor": cmd_doctor,
     "emulator": cmd_emulator,
     "ledger": cmd_ledger,
