@@ -136,59 +136,203 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from hybridstack import testing as testing
-    from hybridstack._secrets import scrub
-    from hybridstack.batch import Batch, run_batch, run_batch_sync
-    from hybridstack.catalog import Catalog, Deployment, Family, Price
+    from hybridstack._secrets import scrub as scrub
+    from hybridstack.batch import (
+        Batch as Batch,
+    )
+    from hybridstack.batch import (
+        run_batch as run_batch,
+    )
+    from hybridstack.batch import (
+        run_batch_sync as run_batch_sync,
+    )
+    from hybridstack.catalog import (
+        Catalog as Catalog,
+    )
+    from hybridstack.catalog import (
+        Deployment as Deployment,
+    )
+    from hybridstack.catalog import (
+        Family as Family,
+    )
+    from hybridstack.catalog import (
+        Price as Price,
+    )
     from hybridstack.errors import (
-        AllAttemptsFailedError,
-        BatchFileError,
-        BudgetExceededError,
-        CatalogError,
-        ConfigurationError,
-        ContentRefusedError,
-        ContextTooLongError,
-        FailoverError,
-        FatalError,
-        HybridStackError,
-        InvalidRequestError,
-        LedgerError,
-        MissingAPIKeyError,
-        NoProviderError,
-        NoRouteError,
-        ProviderError,
-        RetryableError,
-        SchemaMismatchError,
-        SovereigntyError,
-        StreamInterruptedError,
-        UnknownModelError,
+        AllAttemptsFailedError as AllAttemptsFailedError,
     )
-    from hybridstack.graph import Agent, HybridChatModel, RunResult, Subtask, build_agent_graph
-    from hybridstack.ledger import Ledger, MemoryLedger, PostgresLedger, SQLiteLedger
-    from hybridstack.providers import Provider, create_provider
+    from hybridstack.errors import (
+        BatchFileError as BatchFileError,
+    )
+    from hybridstack.errors import (
+        BudgetExceededError as BudgetExceededError,
+    )
+    from hybridstack.errors import (
+        CatalogError as CatalogError,
+    )
+    from hybridstack.errors import (
+        ConfigurationError as ConfigurationError,
+    )
+    from hybridstack.errors import (
+        ContentRefusedError as ContentRefusedError,
+    )
+    from hybridstack.errors import (
+        ContextTooLongError as ContextTooLongError,
+    )
+    from hybridstack.errors import (
+        FailoverError as FailoverError,
+    )
+    from hybridstack.errors import (
+        FatalError as FatalError,
+    )
+    from hybridstack.errors import (
+        HybridStackError as HybridStackError,
+    )
+    from hybridstack.errors import (
+        InvalidRequestError as InvalidRequestError,
+    )
+    from hybridstack.errors import (
+        LedgerError as LedgerError,
+    )
+    from hybridstack.errors import (
+        MissingAPIKeyError as MissingAPIKeyError,
+    )
+    from hybridstack.errors import (
+        NoProviderError as NoProviderError,
+    )
+    from hybridstack.errors import (
+        NoRouteError as NoRouteError,
+    )
+    from hybridstack.errors import (
+        ProviderError as ProviderError,
+    )
+    from hybridstack.errors import (
+        RetryableError as RetryableError,
+    )
+    from hybridstack.errors import (
+        SchemaMismatchError as SchemaMismatchError,
+    )
+    from hybridstack.errors import (
+        SovereigntyError as SovereigntyError,
+    )
+    from hybridstack.errors import (
+        StreamInterruptedError as StreamInterruptedError,
+    )
+    from hybridstack.errors import (
+        UnknownModelError as UnknownModelError,
+    )
+    from hybridstack.graph import (
+        Agent as Agent,
+    )
+    from hybridstack.graph import (
+        HybridChatModel as HybridChatModel,
+    )
+    from hybridstack.graph import (
+        RunResult as RunResult,
+    )
+    from hybridstack.graph import (
+        Subtask as Subtask,
+    )
+    from hybridstack.graph import (
+        build_agent_graph as build_agent_graph,
+    )
+    from hybridstack.ledger import (
+        Ledger as Ledger,
+    )
+    from hybridstack.ledger import (
+        MemoryLedger as MemoryLedger,
+    )
+    from hybridstack.ledger import (
+        PostgresLedger as PostgresLedger,
+    )
+    from hybridstack.ledger import (
+        SQLiteLedger as SQLiteLedger,
+    )
+    from hybridstack.providers import Provider as Provider
+    from hybridstack.providers import create_provider as create_provider
     from hybridstack.resilience import (
-        BreakerSettings,
-        Budget,
-        ExecutionEvent,
-        HedgeSettings,
-        RetrySettings,
+        BreakerSettings as BreakerSettings,
     )
-    from hybridstack.routing import DataClassRules, Plan, Policy, Router, SkillTable
-    from hybridstack.routing.skills.cascade import LLMSkillClassifier
-    from hybridstack.routing.skills.classifier import SkillGuess, classify_skill
-    from hybridstack.stack import Stack
-    from hybridstack.telemetry import Telemetry, instrument, uninstrument
+    from hybridstack.resilience import (
+        Budget as Budget,
+    )
+    from hybridstack.resilience import (
+        ExecutionEvent as ExecutionEvent,
+    )
+    from hybridstack.resilience import (
+        HedgeSettings as HedgeSettings,
+    )
+    from hybridstack.resilience import (
+        RetrySettings as RetrySettings,
+    )
+    from hybridstack.routing import (
+        DataClassRules as DataClassRules,
+    )
+    from hybridstack.routing import (
+        Plan as Plan,
+    )
+    from hybridstack.routing import (
+        Policy as Policy,
+    )
+    from hybridstack.routing import (
+        Router as Router,
+    )
+    from hybridstack.routing import (
+        SkillTable as SkillTable,
+    )
+    from hybridstack.routing.skills.cascade import LLMSkillClassifier as LLMSkillClassifier
+    from hybridstack.routing.skills.classifier import (
+        SkillGuess as SkillGuess,
+    )
+    from hybridstack.routing.skills.classifier import (
+        classify_skill as classify_skill,
+    )
+    from hybridstack.stack import Stack as Stack
+    from hybridstack.telemetry import (
+        Telemetry as Telemetry,
+    )
+    from hybridstack.telemetry import (
+        instrument as instrument,
+    )
+    from hybridstack.telemetry import (
+        uninstrument as uninstrument,
+    )
     from hybridstack.types import (
-        Attempt,
-        ChatRequest,
-        ChatResponse,
-        FinishEvent,
-        Message,
-        StreamEvent,
-        StreamResumed,
-        TextDelta,
-        Tool,
-        ToolCall,
-        ToolCallDelta,
-        Usage,
-        UsageEvent,
+        Attempt as Attempt,
+    )
+    from hybridstack.types import (
+        ChatRequest as ChatRequest,
+    )
+    from hybridstack.types import (
+        ChatResponse as ChatResponse,
+    )
+    from hybridstack.types import (
+        FinishEvent as FinishEvent,
+    )
+    from hybridstack.types import (
+        Message as Message,
+    )
+    from hybridstack.types import (
+        StreamEvent as StreamEvent,
+    )
+    from hybridstack.types import (
+        StreamResumed as StreamResumed,
+    )
+    from hybridstack.types import (
+        TextDelta as TextDelta,
+    )
+    from hybridstack.types import (
+        Tool as Tool,
+    )
+    from hybridstack.types import (
+        ToolCall as ToolCall,
+    )
+    from hybridstack.types import (
+        ToolCallDelta as ToolCallDelta,
+    )
+    from hybridstack.types import (
+        Usage as Usage,
+    )
+    from hybridstack.types import (
+        UsageEvent as UsageEvent,
     )

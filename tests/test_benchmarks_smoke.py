@@ -176,6 +176,7 @@ def test_bench_telemetry_quick() -> None:
     assert final["spans_exported"] > 0  # the sdk stack really traced its calls
     assert any("bench_telemetry" in line for line in lines[:-1])
 
+
 def test_bench_batch_quick() -> None:
     _lines, final = run_bench("bench_batch.py", "--quick")
     for key in ("tasks_per_s_c1", "tasks_per_s_c8", "speedup_c8", "rerun_s"):

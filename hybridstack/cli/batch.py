@@ -18,7 +18,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     """Add the ``batch`` command to the CLI's subparsers."""
     from hybridstack.cli import _add_config
 
-    batch = commands.add_parser(
+    batch: argparse.ArgumentParser = commands.add_parser(
         "batch",
         help="run many agent tasks from a JSONL file (resumable; local or Ray)",
         description="Run every task of TASKS (one JSON object per line: "

@@ -207,7 +207,7 @@ class _TranslatingSqliteSaver(AsyncSqliteSaver):
     adelete_thread = _translated(AsyncSqliteSaver.adelete_thread)
     aget_delta_channel_history = _translated(AsyncSqliteSaver.aget_delta_channel_history)
 
-    def alist(self, config: Any, **kwargs: Any) -> AsyncIterator[Any]:  # type: ignore[override]
+    def alist(self, config: Any, **kwargs: Any) -> AsyncIterator[Any]:
         return _translated_list(self, super().alist(config, **kwargs), config)
 
 
@@ -391,7 +391,7 @@ def _postgres_classes() -> tuple[type, type]:
         adelete_thread = _translated(AsyncPostgresSaver.adelete_thread)
         aget_delta_channel_history = _translated(AsyncPostgresSaver.aget_delta_channel_history)
 
-        def alist(self, config: Any, **kwargs: Any) -> AsyncIterator[Any]:  # type: ignore[override]
+        def alist(self, config: Any, **kwargs: Any) -> AsyncIterator[Any]:
             return _translated_list(self, super().alist(config, **kwargs), config)
 
     return TranslatingPostgresSaver, NoPipelineCursor

@@ -81,9 +81,10 @@ class SchemaConnection:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         cursor = self.connection.execute(sql, tuple(params))
-        if self.dialect is SQLITE:
-            return cursor.fetchall()
-        return cursor.fetchall() if cursor.description is not None else []
+        if self.dialect is not SQLITE and cursor.description is None:
+            return []
+        rows: list[tuple[Any, ...]] = cursor.fetchall()
+        return rows
 
     def has_table(self, name: str) -> bool:
         if self.dialect is SQLITE:
