@@ -585,7 +585,7 @@ class ThreadBusyError(GraphError):
             f"thread {thread_id!r} is already being run: {who} holds its lease (owner "
             f"{holder.owner!r}) until {holder.expires_at.isoformat(timespec='seconds')}, "
             f"renewing it while that run goes on. Nothing was sent. Follow that run with "
-            f"agent.aresult({thread_id!r}); if its process has died, resume the thread once "
+            f"agent.result({thread_id!r}); if its process has died, resume the thread once "
             f"the lease has run out: agent.resume({thread_id!r})"
         )
 
@@ -608,7 +608,7 @@ class LeaseLostError(GraphError):
             what = "could not be renewed within its TTL, so another run may have taken it over"
         super().__init__(
             f"the lease of thread {thread_id!r} held by {owner!r} {what}; this run stopped "
-            f"before sending anything more. Read the thread with agent.aresult({thread_id!r})"
+            f"before sending anything more. Read the thread with agent.result({thread_id!r})"
         )
 
 

@@ -56,7 +56,8 @@ from hybridstack.resilience import (
     ProviderPool,
     RetrySettings,
 )
-from hybridstack.resilience.health import HealthStore, health_store_from
+from hybridstack.resilience.health import HealthStore
+from hybridstack.resilience.health_stores import health_store_from
 from hybridstack.routing import (
     DataClassRules,
     Plan,

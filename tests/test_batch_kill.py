@@ -82,7 +82,7 @@ def _first_subtask_saved(store: str, thread_id: str) -> bool:
 
     async def read() -> bool:
         try:
-            result = await Agent(Stack(), **checkpoint_options(store)).aresult(thread_id)
+            result = await Agent(Stack(), **checkpoint_options(store)).result(thread_id)
         except UnknownThreadError:
             return False
         return result.subtasks[0].status == "done"

@@ -15,6 +15,12 @@ _EXCEPTION_BASES = {"Exception", "ValueError", "TypeError", "LookupError", "Runt
 INTERNAL = {
     # the emulator turns it into an HTTP 400 for the client under test
     "hybridstack/emulator/wire/common.py: BadRequest",
+    # the SQL ledger's store turns them into held or dropped, counted rows (LedgerError)
+    "hybridstack/ledger/store.py: Unwritable",
+    "hybridstack/ledger/store.py: RowRejected",
+    # the executor's control flow within one call (a skipped slot, the deadline's edge)
+    "hybridstack/resilience/call.py: Skipped",
+    "hybridstack/resilience/call.py: DeadlineHit",
 }
 
 

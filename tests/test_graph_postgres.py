@@ -94,7 +94,7 @@ async def test_an_unreachable_or_wrong_postgres_store_is_a_clear_error() -> None
     )
     assert "pw-not-shown" not in repr(agent)
     with pytest.raises(CheckpointUnavailableError, match="cannot reach") as info:
-        await agent.arun("Parser work", plan=[{"id": "s1", "instruction": "x"}])
+        await agent.run("Parser work", plan=[{"id": "s1", "instruction": "x"}])
     assert "pw-not-shown" not in str(info.value)
     wrong = Agent(
         FakeStack(),
@@ -102,7 +102,7 @@ async def test_an_unreachable_or_wrong_postgres_store_is_a_clear_error() -> None
         leases=None,
     )
     with pytest.raises(CheckpointStoreError, match="check the user, password and database"):
-        await wrong.arun("Parser work", plan=[{"id": "s1", "instruction": "x"}])
+        await wrong.run("Parser work", plan=[{"id": "s1", "instruction": "x"}])
 
 
 def test_agent_selects_postgres_checkpoints_and_leases_by_url(pg_url: str) -> None:

@@ -47,6 +47,7 @@ MAIN: tuple[Layer, ...] = (
             "hybridstack._sync",
             "hybridstack._token_estimate",
             "hybridstack._validation",
+            "hybridstack._postgres",
             "hybridstack.tokens",
         ),
     ),
@@ -57,8 +58,12 @@ MAIN: tuple[Layer, ...] = (
     Layer("providers", ("hybridstack.providers",)),
     Layer("resilience", ("hybridstack.resilience",)),
     Layer("routing", ("hybridstack.routing",)),
+    # OpenTelemetry spans of Stack calls: reads plans, attempts and errors, sends nothing.
+    Layer("telemetry", ("hybridstack.telemetry",)),
     Layer("stack", ("hybridstack.stack", "hybridstack.config")),
     Layer("graph", ("hybridstack.graph",)),
+    # many agent tasks on one process or a Ray actor pool, each through a graph Agent
+    Layer("batch", ("hybridstack.batch",), sees=("emulator", "offline")),
     Layer("cli", ("hybridstack.cli", "hybridstack.__main__"), sees=("emulator", "offline")),
     # The package's front door re-exports the public names of every layer.
     Layer("front", ("hybridstack",), sees=("emulator", "offline", "testing")),

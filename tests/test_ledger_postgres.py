@@ -124,22 +124,28 @@ def test_an_old_schema_is_migrated_forward_and_read_only_refuses_it(
 def test_a_portable_migration_runs_on_postgres_and_a_failed_one_rolls_back(
     pg_schema: str,
 ) -> None:
-    def m003_add_note(db: mig.SchemaConnection) -> None:
+    # Numbered after the released migrations, whatever their count.
+    add_note_name = f"m{len(mig.MIGRATIONS) + 1:03d}_add_note"
+    broken_name = f"m{len(mig.MIGRATIONS) + 2:03d}_broken"
+
+    def add_note(db: mig.SchemaConnection) -> None:
         db.execute("ALTER TABLE attempts ADD COLUMN note TEXT NOT NULL DEFAULT ''")
 
-    def m004_broken(db: mig.SchemaConnection) -> None:
+    def broken(db: mig.SchemaConnection) -> None:
         db.execute("CREATE TABLE half_done (x TEXT)")
         raise RuntimeError("boom")
 
+    add_note.__name__ = add_note_name
+    broken.__name__ = broken_name
     with admin() as conn:
         conn.execute(f"CREATE SCHEMA {pg_schema}")
         conn.execute(f"SET search_path = {pg_schema}")
-        assert mig.migrate(conn) == ["m001_create_attempts", "m002_attempt_indexes"]
-        assert mig.migrate(conn, [*mig.MIGRATIONS, m003_add_note]) == ["m003_add_note"]
-        assert mig.migrate(conn, [*mig.MIGRATIONS, m003_add_note]) == []
+        assert mig.migrate(conn) == [m.__name__ for m in mig.MIGRATIONS]
+        assert mig.migrate(conn, [*mig.MIGRATIONS, add_note]) == [add_note_name]
+        assert mig.migrate(conn, [*mig.MIGRATIONS, add_note]) == []
         with pytest.raises(RuntimeError, match="boom"):
-            mig.migrate(conn, [*mig.MIGRATIONS, m003_add_note, m004_broken])
-        assert mig.applied(conn)[-1] == "m003_add_note"
+            mig.migrate(conn, [*mig.MIGRATIONS, add_note, broken])
+        assert mig.applied(conn)[-1] == add_note_name
         assert conn.execute("SELECT to_regclass('half_done')").fetchone() == (None,)
 
 

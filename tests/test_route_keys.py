@@ -98,7 +98,7 @@ async def _agent_routes(
         agent = Agent(stack, **kwargs)
         events = [
             e
-            async for e in agent.astream(
+            async for e in agent.stream(
                 task, plan=plan, thread_id=f"run-keys-{concurrency}", stream_tokens=False
             )
         ]

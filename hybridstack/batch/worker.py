@@ -193,7 +193,7 @@ class TaskWorker:
             async with contextlib.AsyncExitStack() as exit_stack:
                 try:
                     if settings.offline:
-                        from hybridstack.testing import offline_stack
+                        from hybridstack.emulator.offline import offline_stack
 
                         stack = await exit_stack.enter_async_context(
                             offline_stack(catalog, **options)

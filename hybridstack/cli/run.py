@@ -77,11 +77,13 @@ async def _stack(args: Any) -> AsyncIterator[Any]:
     if args.seed is not None:
         options["seed"] = args.seed
     # --ledger, else the config's, else the default file (a run's costs are kept).
-    where = getattr(args, "ledger", None) or config.ledger_location()
+    explicit = getattr(args, "ledger", None)
+    where = explicit or config.ledger_location()
     if where == "memory":
         where = str(default_ledger_path())
-    if args.offline:
-        # Simulated runs never mix with real spend (their own file, see offline_ledger_path).
+    if args.offline and not explicit:
+        # Simulated runs never mix with real spend in the configured or default ledger
+        # (their own file, see offline_ledger_path); an explicit --ledger is obeyed.
         where = offline_ledger_location(where)
     catalog = config.build_catalog()
     options["ledger"] = open_ledger(where)

@@ -17,7 +17,8 @@ when, held until when). Times in it are *remaining* seconds measured on the stor
 clock (Redis's ``TIME``), stamped with this host's monotonic clock when they arrived, so
 no two hosts' wall clocks are ever compared.
 
-:func:`health_store_from` turns what a user passes (None, a URL, a store) into a store.
+:func:`~hybridstack.resilience.health_stores.health_store_from` turns what a user passes
+(None, a URL, a store) into a store.
 """
 
 from __future__ import annotations
@@ -25,14 +26,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from hybridstack.errors import ConfigurationError
-
 __all__ = [
     "HealthStore",
     "MemoryHealthStore",
     "SharedBreaker",
     "breaker_key",
-    "health_store_from",
 ]
 
 
@@ -140,26 +138,3 @@ class HealthStore:
 
 class MemoryHealthStore(HealthStore):
     """The default: nothing is shared, every process decides from its own state."""
-
-
-def health_store_from(value: HealthStore | str | None, *, prefix: str | None = None) -> HealthStore:
-    """A store from what ``Stack(health_store=...)`` accepts: None, a URL or a store."""
-    if value is None or value == "memory":
-        return MemoryHealthStore()
-    if isinstance(value, HealthStore):
-        return value
-    if isinstance(value, str):
-        if value.startswith(("redis://", "rediss://", "unix://")):
-            from hybridstack.resilience.health_redis import RedisHealthStore
-
-            if prefix is None:
-                return RedisHealthStore(value)
-            return RedisHealthStore(value, prefix=prefix)
-        raise ConfigurationError(
-            f"health_store {value!r}: expected 'memory' or a Redis URL such as "
-            "'redis://127.0.0.1:6379/0' (or a HealthStore object)"
-        )
-    raise ConfigurationError(
-        "health_store must be None, 'memory', a Redis URL or a HealthStore, "
-        f"got {type(value).__name__}"
-    )
