@@ -83,4 +83,3 @@ def test_data_tables_are_data(module: str) -> None:
             code += end - node.lineno + 1
     assert len(data) >= 0.8 * len(text.splitlines()), f"{module} is not mostly data"
     assert code <= 20, f"{module} holds {code} lines of functions and classes"
-
