@@ -1,12 +1,14 @@
 """The router: request + skill + data class + policy + health -> :class:`Plan`.
 
 It runs the passes, each in its own module: **sources** (``model=``, a pinned route or
-the skill table -> ranked groups), **filters** (static ones cached per ``(skill, data
-class, model, call constraints)`` and rebuilt when the catalog, skill table or rules
-change; then the request's own needs), the policy's **order** (a value: see
+the skill table -> ranked groups), **filters** (static ones, walked in
+:mod:`~hybridstack.routing.static`, cached per ``(skill, data class, model, call
+constraints)`` and rebuilt when the catalog, skill table or rules change; then the
+request's own needs), the policy's **order** (a value: see
 :mod:`hybridstack.routing.orders`), **reorder** (the jurisdiction cap, then health),
-and builds the :class:`Plan`. Health never re-admits an excluded deployment:
-sovereignty exclusions are final.
+and builds the :class:`Plan`. :meth:`Router.validate` runs
+:mod:`~hybridstack.routing.validation` over every route. Health never re-admits an
+excluded deployment: sovereignty exclusions are final.
 
 Replay: the weighted draw of deployment ``d`` is a pure function of the router's seed,
 the call's identity and ``d.id`` (SplitMix64). The identity is the call's
@@ -34,29 +36,22 @@ from typing import TYPE_CHECKING, Any
 
 from hybridstack.catalog.catalog import Catalog
 from hybridstack.catalog.models import Deployment
-from hybridstack.errors import (
-    ConfigurationError,
-    NoRouteError,
-    SovereigntyError,
-    UnknownModelError,
-)
+from hybridstack.errors import ConfigurationError, NoRouteError
 from hybridstack.plan import Candidate, Exclusions, Plan
 from hybridstack.routing.filters import (
-    RouteEntry,
-    StaticExclusions,
     StaticRoute,
-    allowed_jurisdictions,
     default_key_available,
     request_filter,
-    static_reason,
 )
 from hybridstack.routing.orders import Order, OrderContext, draw_state
 from hybridstack.routing.policies import Policy, RouteConstraints
 from hybridstack.routing.reorder import ShareWindow, diversify, health_pass
 from hybridstack.routing.skills import SkillTable
-from hybridstack.routing.sources import CatalogIndex, parse_route_key, pinned_route, route_groups
+from hybridstack.routing.sources import CatalogIndex, parse_route_key
 from hybridstack.routing.sovereignty import DataClassRules
-from hybridstack.tokens import TokenCounter, default_counter, tokenizer_for
+from hybridstack.routing.static import any_routable, build_static_route
+from hybridstack.routing.validation import validate_routes
+from hybridstack.tokens import TokenCounter, default_counter
 from hybridstack.types import ChatRequest
 
 if TYPE_CHECKING:  # the router only reads a tracker and a store; it never imports resilience
@@ -203,62 +198,6 @@ class Router:
             index = self._index = CatalogIndex(self._catalog)
         return index
 
-    def _build(
-        self,
-        skill: str | None,
-        data_class: str,
-        model: str | None,
-        call_constraints: RouteConstraints | None,
-    ) -> StaticRoute:
-        rules = self._rules
-        allowed = rules.allowed(data_class)  # unknown class -> UnknownDataClassError
-        constraints = [
-            c for c in (self._constraints, call_constraints) if c is not None and not c.empty
-        ]
-        index = self._catalog_index()
-        groups, origin, unlisted = route_groups(
-            index, self._skill_table, self._routes, skill or "general", data_class, model
-        )
-        families = self._catalog.families
-        position = index.position
-        reasons: dict[str, str] = {}
-        entries: list[RouteEntry] = []
-        placed: set[str] = set()
-        for group_index, (rank_reason, deployments) in enumerate(groups):
-            for dep in deployments:
-                dep_id = dep.id
-                if dep_id in placed:
-                    continue
-                placed.add(dep_id)
-                family = families.get(dep.family)
-                if family is None:
-                    reasons[dep_id] = f"family {dep.family} is not in the catalog"
-                    continue
-                context_window = dep.context_window or family.context_window
-                features = dep.features if dep.features is not None else family.features
-                why = static_reason(
-                    dep, context_window, features, allowed, data_class, constraints, rules
-                )
-                if why is not None:
-                    reasons[dep_id] = why
-                    continue
-                entry = RouteEntry(
-                    dep, group_index, rank_reason, position.get(dep_id, len(position))
-                )
-                entry.context_window = context_window
-                entry.features = features
-                entry.tokenizer = tokenizer_for(family.name, family.vendor)
-                entry.leaves_home = rules.leaves_home(data_class, dep.jurisdiction)
-                entries.append(entry)
-        kept = frozenset(e.id for e in entries)
-        return StaticRoute(
-            tuple(entries),
-            StaticExclusions(self._catalog.deployments, reasons, kept, unlisted),
-            allowed_jurisdictions(rules, data_class, constraints),
-            rules.home(data_class),
-            origin,
-        )
-
     def _static(
         self,
         skill: str | None,
@@ -269,7 +208,16 @@ class Router:
         key = (skill, data_class, model, call_constraints)
         static = self._cache.get(key)
         if static is None:
-            static = self._build(skill, data_class, model, call_constraints)
+            static = build_static_route(
+                self._catalog_index(),
+                self._rules,
+                self._skill_table,
+                self._routes,
+                (self._constraints, call_constraints),
+                skill,
+                data_class,
+                model,
+            )
             if len(self._cache) >= _CACHE_LIMIT:
                 self._cache.clear()
             self._cache[key] = static
@@ -500,78 +448,33 @@ class Router:
         or, with ``strict=True``, a :class:`NoRouteError`. ``check_keys`` also treats
         deployments without a key as unavailable.
         """
-        warnings: list[str] = []
-        rules = self._rules
-        catalog = self._catalog
-        for name, code in rules.unknown_jurisdictions():
-            warnings.append(
-                f"data class {name!r} allows {code!r}, which is not a known jurisdiction code"
-            )
-
-        def check_refs(label: str, refs: Sequence[str]) -> None:
-            for ref in refs:
-                try:
-                    catalog.resolve(ref)
-                except UnknownModelError as err:
-                    warnings.append(f"{label}: {err}")
-
-        for skill in sorted(self._skill_table.user_skills):
-            check_refs(f"skill table {skill!r}", self._skill_table.ranked(skill))
-        for (route_skill, route_class), refs in self._routes.items():
-            check_refs(f"route {route_skill + '/' if route_skill else ''}{route_class}", refs)
-
-        skills = list(self._skill_table.known_skills(catalog))
-        skills += [s for (s, _), _ in self._routes.items() if s and s not in skills]
-        for skill in skills:
-            for data_class in rules.names:
-                route = pinned_route(self._routes, skill, data_class)
-                if route is not None:
-                    origin, refs = route
-                    name, where = origin.removeprefix("route "), origin
-                else:
-                    refs = self._skill_table.ranked(skill)
-                    name, where = f"{skill}/{data_class}", f"skill table entry for {skill!r}"
-                self._check_pins(name, skill, data_class, where, refs)
-                try:
-                    routable = self._routable(skill, data_class, check_keys)
-                except ConfigurationError as err:
-                    warnings.append(f"route {skill}/{data_class}: {err}")
-                    continue
-                if not routable:
-                    message = (
-                        f"route {skill}/{data_class}: no allowed deployment (data class "
-                        f"{data_class!r} may go to: {rules.describe(data_class)})"
-                    )
-                    if strict:
-                        raise NoRouteError(message, self._route_exclusions(skill, data_class))
-                    warnings.append(message)
-        self.warnings = warnings
-        return warnings
+        self.warnings = validate_routes(
+            self._catalog_index(),
+            self._rules,
+            self._skill_table,
+            self._routes,
+            routable=lambda skill, data_class: self._routable(skill, data_class, check_keys),
+            exclusions=self._route_exclusions,
+            strict=strict,
+        )
+        return self.warnings
 
     def _routable(self, skill: str, data_class: str, check_keys: bool) -> bool:
-        """Whether any deployment passes the static filters (and has a key, if asked):
-        the first one found answers, so validating a big catalog builds no full route."""
+        """Whether the route has a usable deployment (a cached static route answers
+        when keys do not matter)."""
         cached = self._cache.get((skill, data_class, None, None))
         if cached is not None and not check_keys:
             return bool(cached.entries)
-        rules = self._rules
-        allowed = rules.allowed(data_class)
-        constraints = [c for c in (self._constraints,) if c is not None and not c.empty]
-        groups, _, _ = route_groups(
-            self._catalog_index(), self._skill_table, self._routes, skill, data_class, None
+        return any_routable(
+            self._catalog_index(),
+            self._rules,
+            self._skill_table,
+            self._routes,
+            (self._constraints,),
+            skill,
+            data_class,
+            self.key_available if check_keys else None,
         )
-        families = self._catalog.families
-        for _, deployments in groups:
-            for dep in deployments:
-                family = families.get(dep.family)
-                if family is None:
-                    continue
-                window = dep.context_window or family.context_window
-                features = dep.features if dep.features is not None else family.features
-                why = static_reason(dep, window, features, allowed, data_class, constraints, rules)
-                if why is None and (not check_keys or self.key_available(dep)):
-                    return True
-        return False
 
     def _route_exclusions(self, skill: str, data_class: str) -> Mapping[str, str]:
         """Every exclusion of a route with no usable deployment (for NoRouteError)."""
@@ -581,29 +484,6 @@ class Router:
             var = e.deployment.api_key_env
             keyless[e.id] = f"key variable {var} is not set" if var else "no API key available"
         return Exclusions(static.excluded, keyless)
-
-    def _check_pins(
-        self, route: str, skill: str, data_class: str, where: str, refs: Sequence[str]
-    ) -> None:
-        allowed = self._rules.allowed(data_class)
-        if allowed is None:
-            return
-        index = self._catalog_index()
-        for ref in refs:
-            if index.ref_kind(ref) not in ("deployment", "site"):
-                continue  # a family's out-of-bounds deployments are filtered per call
-            for dep in index.resolve_quiet(ref) or ():
-                if dep.jurisdiction not in allowed:
-                    raise SovereigntyError(
-                        f"route {route}: {where} pins {dep.id} in "
-                        f"{dep.jurisdiction}, but data class {data_class!r} may only go to "
-                        f"{self._rules.describe(data_class)}. Name the family instead (its "
-                        "deployments are then filtered per data class) or pin it only for "
-                        f"classes that allow {dep.jurisdiction}, e.g. "
-                        f"routes={{'{skill}/public': [{dep.id!r}]}}",
-                        route=route,
-                        deployment=dep.id,
-                    )
 
     def __repr__(self) -> str:
         return (

@@ -17,16 +17,18 @@ OpenAI/Anthropic instrumentors would count it): ``gen_ai.client.operation.durati
 
 No key ever reaches an attribute: deployments appear by id and host, error text is the
 ledger's scrubbed text, and message content (opt-in) is redacted, then scrubbed.
+
+This module makes the spans and records the metrics; the attribute dicts they carry are
+built in :mod:`hybridstack.telemetry.attributes`, and the opt-in message content in
+:mod:`hybridstack.telemetry.content`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
@@ -35,9 +37,19 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from hybridstack import __version__
 from hybridstack._secrets import scrub
 from hybridstack.errors import ProviderError
+from hybridstack.telemetry.attributes import (
+    MAX_ERROR_CHARS,
+    OPERATION,
+    Site,
+    attempt_attributes,
+    attempt_error_type,
+    event_attributes,
+    route_attributes,
+)
+from hybridstack.telemetry.content import input_content, output_content
 
 if TYPE_CHECKING:
-    from hybridstack.catalog import Catalog, Deployment
+    from hybridstack.catalog import Catalog
     from hybridstack.ledger import Ledger
     from hybridstack.plan import Plan
     from hybridstack.resilience import ExecutionEvent
@@ -48,7 +60,6 @@ __all__ = ["CallSpan", "Instrumentation", "StackObserver"]
 
 logger = logging.getLogger("hybridstack.telemetry")
 
-OPERATION = "chat"
 SCOPE = "hybridstack"
 
 #: Bucket boundaries the GenAI metric conventions advise.
@@ -58,20 +69,6 @@ _DURATION_BUCKETS = (
 _TOKEN_BUCKETS = (
     1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
 )  # fmt: skip
-
-#: hybridstack operators whose well-known ``gen_ai.provider.name`` is spelt differently.
-_PROVIDER_NAMES = {
-    "azure": "azure.ai.openai",
-    "azure-openai": "azure.ai.openai",
-    "bedrock": "aws.bedrock",
-    "mistral": "mistral_ai",
-    "xai": "x_ai",
-    "vertex": "gcp.vertex_ai",
-    "gemini": "gcp.gemini",
-}
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-_MAX_ERROR_CHARS = 500
-_MAX_ERROR_TYPE_CHARS = 64
 
 
 class Instrumentation:
@@ -99,38 +96,6 @@ class Instrumentation:
         )
 
 
-class _Site:
-    """What telemetry says about one deployment (computed once per deployment id)."""
-
-    __slots__ = ("address", "port", "provider")
-
-    def __init__(self, deployment: Deployment | None) -> None:
-        self.provider = _provider_name(deployment)
-        self.address: str | None = None
-        self.port: int | None = None
-        if deployment is not None:
-            try:
-                parts = urlsplit(deployment.base_url)
-                self.address = parts.hostname
-                self.port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
-            except ValueError:
-                pass
-
-    def put(self, attrs: dict[str, Any]) -> None:
-        attrs["gen_ai.provider.name"] = self.provider
-        if self.address:
-            attrs["server.address"] = self.address
-            if self.port:
-                attrs["server.port"] = self.port
-
-
-def _provider_name(deployment: Deployment | None) -> str:
-    if deployment is None:
-        return "hybridstack"
-    operator = (deployment.operator or deployment.protocol or "").strip().lower()
-    return _PROVIDER_NAMES.get(operator, operator or deployment.protocol)
-
-
 class StackObserver:
     """One per Stack: opens call spans, and turns the ledger's attempts into child spans.
 
@@ -141,16 +106,16 @@ class StackObserver:
     def __init__(self, catalog: Catalog, ledger: Ledger) -> None:
         self._catalog = catalog
         self._calls: dict[str, CallSpan] = {}
-        self._sites: dict[str, _Site] = {}
+        self._sites: dict[str, Site] = {}
         self._unsubscribe = ledger.subscribe(self._on_attempt)
 
     def close(self) -> None:
         self._unsubscribe()
 
-    def site(self, deployment_id: str) -> _Site:
+    def site(self, deployment_id: str) -> Site:
         site = self._sites.get(deployment_id)
         if site is None:
-            site = self._sites[deployment_id] = _Site(self._catalog.deployments.get(deployment_id))
+            site = self._sites[deployment_id] = Site(self._catalog.deployments.get(deployment_id))
         return site
 
     def call(
@@ -315,16 +280,7 @@ class CallSpan:
         """The executor's events, as span events (then the caller's own callback)."""
         span = self.span
         if span is not None and span.is_recording():
-            attrs: dict[str, Any] = {"hybridstack.deployment": event.deployment}
-            if event.to_deployment:
-                attrs["hybridstack.to_deployment"] = event.to_deployment
-            if event.error_kind:
-                attrs["hybridstack.error.kind"] = event.error_kind
-            if event.message:
-                attrs["hybridstack.message"] = scrub(event.message)[:_MAX_ERROR_CHARS]
-            if event.delay_s is not None:
-                attrs["hybridstack.delay_s"] = float(event.delay_s)
-            span.add_event(f"hybridstack.{event.kind}", attrs)
+            span.add_event(f"hybridstack.{event.kind}", event_attributes(event))
         user = self._user_on_event
         if user is not None:
             user(event)
@@ -381,9 +337,9 @@ class CallSpan:
         if request.response_schema is not None:
             more["gen_ai.output.type"] = "json"
         span.set_attributes(more)
-        span.add_event("hybridstack.route", _route_attributes(plan))
+        span.add_event("hybridstack.route", route_attributes(plan))
         if self.settings.captures_content():
-            span.set_attributes(_input_content(request, self.settings.max_content_chars))
+            span.set_attributes(input_content(request, self.settings.max_content_chars))
 
     def attempt(self, attempt: Attempt) -> None:
         """One recorded attempt: a child span, the call's totals, the metrics."""
@@ -394,52 +350,13 @@ class CallSpan:
         self.cost += attempt.cost_usd
         site = self.observer.site(attempt.deployment)
         outcome = attempt.outcome
-        error_type = _attempt_error_type(attempt)
+        error_type = attempt_error_type(attempt)
         if outcome != "skipped":
             self._measure(attempt, site, error_type)
         span = self.span
         if span is None or not span.is_recording():
             return
-        attrs: dict[str, Any] = {
-            "gen_ai.operation.name": OPERATION,
-            "gen_ai.request.model": attempt.model or attempt.family,
-            "hybridstack.call.id": attempt.call_id,
-            "hybridstack.attempt.index": attempt.attempt_index,
-            "hybridstack.attempt.retry_index": attempt.retry_index,
-            "hybridstack.attempt.kind": _attempt_kind(attempt),
-            "hybridstack.attempt.outcome": outcome,
-            "hybridstack.deployment": attempt.deployment,
-            "hybridstack.family": attempt.family,
-            "hybridstack.region": attempt.region,
-            "hybridstack.jurisdiction": attempt.jurisdiction,
-            "hybridstack.breaker_state": attempt.breaker_state,
-            "hybridstack.attempt.streamed": attempt.streamed,
-            "gen_ai.usage.cost": attempt.cost_usd,
-        }
-        site.put(attrs)
-        if attempt.quota_scope:
-            attrs["hybridstack.quota_scope"] = attempt.quota_scope
-        if outcome == "ok":
-            attrs["gen_ai.response.model"] = attempt.model or attempt.family
-        if outcome == "ok" or usage.input_tokens or usage.output_tokens:
-            attrs["gen_ai.usage.input_tokens"] = usage.input_tokens
-            attrs["gen_ai.usage.output_tokens"] = usage.output_tokens
-            if usage.cached_input_tokens:
-                attrs["gen_ai.usage.cache_read.input_tokens"] = usage.cached_input_tokens
-        if attempt.ttft_s is not None:
-            attrs["hybridstack.attempt.ttft_s"] = attempt.ttft_s
-        if attempt.status is not None:
-            attrs["http.response.status_code"] = attempt.status
-        if attempt.provider_code:
-            attrs["hybridstack.provider_code"] = attempt.provider_code[:_MAX_ERROR_TYPE_CHARS]
-        if attempt.retry_after_s is not None:
-            attrs["hybridstack.retry_after_s"] = attempt.retry_after_s
-        if attempt.hedged:
-            attrs["hybridstack.attempt.hedged"] = True
-        if attempt.redactions:
-            attrs["hybridstack.redactions"] = [f"{k}={n}" for k, n in attempt.redactions.items()]
-        if error_type is not None:
-            attrs["error.type"] = error_type
+        attrs = attempt_attributes(attempt, site, error_type)
         start_ns = int(attempt.started_at.timestamp() * 1e9)
         child = self.inst.tracer.start_span(
             f"{OPERATION} {attrs['gen_ai.request.model']}",
@@ -452,7 +369,7 @@ class CallSpan:
             child.set_status(Status(StatusCode.ERROR, attempt.error_message or error_type))
         child.end(end_time=start_ns + int(attempt.latency_s * 1e9))
 
-    def _measure(self, attempt: Attempt, site: _Site, error_type: str | None) -> None:
+    def _measure(self, attempt: Attempt, site: Site, error_type: str | None) -> None:
         attrs: dict[str, Any] = {
             "gen_ai.operation.name": OPERATION,
             "gen_ai.request.model": attempt.model or attempt.family,
@@ -506,7 +423,7 @@ class CallSpan:
                 outputs = response.usage.output_tokens
             cost = max(cost, response.cost_usd)
             if self.settings.captures_content():
-                attrs.update(_output_content(response, self.settings.max_content_chars))
+                attrs.update(output_content(response, self.settings.max_content_chars))
         if response is not None or inputs or outputs:
             attrs["gen_ai.usage.input_tokens"] = inputs
             attrs["gen_ai.usage.output_tokens"] = outputs
@@ -520,120 +437,9 @@ class CallSpan:
             _set_error(span, error)
 
 
-# --- attribute helpers --------------------------------------------------------------------
-
-
 def _set_error(span: Any, error: BaseException) -> None:
     attrs: dict[str, Any] = {"error.type": type(error).__name__, "hybridstack.outcome": "error"}
     if isinstance(error, ProviderError):
         attrs["hybridstack.error.kind"] = error.kind
     span.set_attributes(attrs)
-    span.set_status(Status(StatusCode.ERROR, scrub(str(error))[:_MAX_ERROR_CHARS]))
-
-
-def _attempt_kind(attempt: Attempt) -> str:
-    if attempt.hedged:
-        return "hedge"
-    if attempt.retry_index > 0:
-        return "retry"
-    return "first" if attempt.attempt_index == 0 else "failover"
-
-
-def _attempt_error_type(attempt: Attempt) -> str | None:
-    """A low-cardinality error class: the provider's code, else the HTTP status, else the
-    error's class; None for ok and cancelled attempts."""
-    outcome = attempt.outcome
-    if outcome in ("ok", "cancelled"):
-        return None
-    value = attempt.provider_code or (
-        str(attempt.status) if attempt.status is not None else attempt.error_type
-    )
-    return (value or outcome)[:_MAX_ERROR_TYPE_CHARS]
-
-
-def _route_attributes(plan: Plan) -> dict[str, Any]:
-    attrs: dict[str, Any] = {
-        "hybridstack.route.policy": plan.policy,
-        "hybridstack.route.candidates": [c.deployment.id for c in plan.candidates],
-        "hybridstack.route.candidate_jurisdictions": [
-            c.deployment.jurisdiction for c in plan.candidates
-        ],
-        "hybridstack.route.excluded": list(plan.excluded),
-        "hybridstack.route.exclusion_reasons": [scrub(r) for r in plan.excluded.values()],
-        "hybridstack.route.estimated_prompt_tokens": plan.estimated_prompt_tokens,
-    }
-    if plan.model:
-        attrs["hybridstack.route.model"] = plan.model
-    if plan.allowed_jurisdictions is not None:
-        attrs["hybridstack.route.allowed_jurisdictions"] = list(plan.allowed_jurisdictions)
-    if plan.home_jurisdiction is not None:
-        attrs["hybridstack.route.home_jurisdiction"] = plan.home_jurisdiction
-    if plan.seed is not None:
-        attrs["hybridstack.route.seed"] = plan.seed
-    if plan.draw_index is not None:
-        attrs["hybridstack.route.draw_index"] = plan.draw_index
-    if plan.draws:
-        attrs["hybridstack.route.draw_deployments"] = list(plan.draws)
-        attrs["hybridstack.route.draws"] = [float(u) for u in plan.draws.values()]
-    if plan.candidates:
-        attrs["hybridstack.route.expected_cost_usd"] = plan.candidates[0].expected_cost_usd
-    return attrs
-
-
-def _clean(text: str, limit: int) -> str:
-    """Content as telemetry may hold it: personal data redacted, keys scrubbed, cut."""
-    from hybridstack.routing import redact_text
-
-    text = scrub(redact_text(text)[0])
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _input_content(request: ChatRequest, limit: int) -> dict[str, str]:
-    system = [
-        {"type": "text", "content": _clean(m.text, limit)}
-        for m in request.messages
-        if m.role == "system"
-    ]
-    messages: list[dict[str, Any]] = []
-    for m in request.messages:
-        if m.role == "system":
-            continue
-        parts: list[dict[str, Any]] = []
-        if m.role == "tool":
-            parts.append(
-                {
-                    "type": "tool_call_response",
-                    "id": m.tool_call_id,
-                    "response": _clean(m.text, limit),
-                }
-            )
-        elif m.text:
-            parts.append({"type": "text", "content": _clean(m.text, limit)})
-        parts.extend(_tool_call_part(c, limit) for c in m.all_tool_calls)
-        messages.append({"role": m.role, "parts": parts})
-    attrs = {"gen_ai.input.messages": _json(messages)}
-    if system:
-        attrs["gen_ai.system_instructions"] = _json(system)
-    return attrs
-
-
-def _output_content(response: ChatResponse, limit: int) -> dict[str, str]:
-    parts: list[dict[str, Any]] = []
-    if response.text:
-        parts.append({"type": "text", "content": _clean(response.text, limit)})
-    parts.extend(_tool_call_part(c, limit) for c in response.tool_calls)
-    message = {"role": "assistant", "parts": parts, "finish_reason": response.finish_reason}
-    return {"gen_ai.output.messages": _json([message])}
-
-
-def _tool_call_part(call: Any, limit: int) -> dict[str, Any]:
-    arguments = _clean(call.arguments_json, limit)
-    try:
-        parsed: Any = json.loads(arguments)
-    except ValueError:
-        parsed = arguments  # cut or redacted out of JSON shape: keep the text
-    return {"type": "tool_call", "id": call.id, "name": call.name, "arguments": parsed}
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    span.set_status(Status(StatusCode.ERROR, scrub(str(error))[:MAX_ERROR_CHARS]))
