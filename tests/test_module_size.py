@@ -33,8 +33,6 @@ DATA_TABLES: frozenset[str] = frozenset(
 BEING_SPLIT_ELSEWHERE: frozenset[str] = frozenset(
     {
         "hybridstack/stack.py",
-        "hybridstack/resilience/breaker.py",
-        "hybridstack/resilience/health_redis.py",
         "hybridstack/graph/leases.py",
     }
 )
