@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 from pydantic import ValidationError
 
 from hybridstack import telemetry as _telemetry
+from hybridstack._secrets import scrub
 from hybridstack._sync import iterate_sync, run_sync
 from hybridstack._validation import first_problem
 from hybridstack.catalog import Catalog, Deployment
@@ -317,17 +318,21 @@ class Stack:
         value and what is allowed.
         """
         if isinstance(messages, ChatRequest):
-            if extra_headers:
-                try:
-                    headers = check_extra_headers(extra_headers)
-                except ValueError as exc:
-                    raise InvalidRequestError(
-                        f"invalid request: extra_headers: {exc}", field="extra_headers"
-                    ) from None
+            if not extra_headers:
+                return messages
+            try:
+                headers = check_extra_headers(extra_headers)
+            except ValueError as exc:
+                refused = scrub(str(exc))
+            else:
                 return messages.model_copy(
                     update={"extra_headers": {**messages.extra_headers, **headers}}
                 )
-            return messages
+            # Raised outside the except block: the ValueError, which quotes the bad
+            # value unscrubbed, must not ride along as __context__.
+            raise InvalidRequestError(
+                f"invalid request: extra_headers: {refused}", field="extra_headers"
+            )
         schema: dict[str, Any] | None
         schema_name = "response"
         if response_schema is None:
@@ -360,8 +365,10 @@ class Stack:
             )
         except ValidationError as exc:
             field, problem = first_problem(exc, ChatRequest, expected=_REQUEST_SHAPES)
-            where = f"{field}: " if field else ""
-            raise InvalidRequestError(f"invalid request: {where}{problem}", field=field) from None
+        # Raised outside the except block: pydantic's error, which quotes the input
+        # unscrubbed, must not ride along as __context__.
+        where = f"{field}: " if field else ""
+        raise InvalidRequestError(f"invalid request: {where}{problem}", field=field)
 
     def _skill_of(
         self, request: ChatRequest, skill: str | None, model: str | None = None
