@@ -127,6 +127,28 @@ class StackCalls:
             messages = request
         return self._prepare(messages, skill, *rest, route_key=route_key)
 
+    async def _prepare_reported(
+        self,
+        settings: Telemetry | None,
+        started: int,
+        messages: MessagesInput | ChatRequest,
+        skill: str | None,
+        *rest: Any,
+        route_key: str | None = None,
+    ) -> tuple[ChatRequest, Plan]:
+        """:meth:`_prepare_async` for complete() and an awaited stream(), a routing failure
+        reported to telemetry (``settings``, the call ``started`` at that time)."""
+        try:
+            return await self._prepare_async(messages, skill, *rest, route_key=route_key)
+        except Exception as error:
+            if settings is not None and isinstance(error, HybridStackError):
+                model = rest[1]  # as in _prepare_async
+                self._observer_for().routing_failed(settings, started, error, model)
+            # Every way out of a call awaits at least once, routing errors (NoRouteError)
+            # too: a caller retrying a call that cannot route must not starve the loop.
+            await asyncio.sleep(0)
+            raise
+
     def _execution(
         self,
         budget: Budget | None,
@@ -209,23 +231,19 @@ class StackCalls:
         started: int = 0,
     ) -> AsyncIterator[StreamEvent]:
         # stream() cannot await; this generator awaits the classifier on first iteration.
-        try:
-            request, plan = await self._prepare_async(
-                messages,
-                None,
-                data_class,
-                None,
-                policy,
-                constraints,
-                True,
-                fields,
-                route_key=route_key,
-            )
-        except Exception as error:
-            if settings is not None and isinstance(error, HybridStackError):
-                self._observer_for().routing_failed(settings, started, error, None)
-            await asyncio.sleep(0)  # as in complete(): every way out awaits
-            raise
+        request, plan = await self._prepare_reported(
+            settings,
+            started,
+            messages,
+            None,
+            data_class,
+            None,
+            policy,
+            constraints,
+            True,
+            fields,
+            route_key=route_key,
+        )
         events = self._stream_events(
             plan, request, budget, run_id, on_event, settings, None, started
         )

@@ -8,7 +8,6 @@ misconfigured route fails at start-up rather than leaking data at call time.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -286,25 +285,19 @@ class Stack(StackCalls, StackLifecycle):
         fields = request_fields(locals())  # tools, tool_choice, ... extra_headers
         settings = self._telemetry_settings()
         started = time.time_ns() if settings is not None else 0
-        try:
-            request, plan = await self._prepare_async(
-                messages,
-                skill,
-                data_class,
-                model,
-                policy,
-                constraints,
-                False,
-                fields,
-                route_key=route_key,
-            )
-        except Exception as error:
-            if settings is not None and isinstance(error, HybridStackError):
-                self._observer_for().routing_failed(settings, started, error, model)
-            # Every way out of a call awaits at least once, routing errors (NoRouteError)
-            # too: a caller retrying a call that cannot route must not starve the loop.
-            await asyncio.sleep(0)
-            raise
+        request, plan = await self._prepare_reported(
+            settings,
+            started,
+            messages,
+            skill,
+            data_class,
+            model,
+            policy,
+            constraints,
+            False,
+            fields,
+            route_key=route_key,
+        )
         execution = self._execution(budget, run_id, on_event)
         if settings is None:
             return await self._execute(plan, request, execution)
