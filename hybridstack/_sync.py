@@ -1,8 +1,11 @@
-"""Run a coroutine from synchronous code, refusing clearly inside a running event loop."""
+"""Async work run to its end: a coroutine or an async iterator driven from synchronous
+code (refusing clearly inside a running event loop), and an async iterator closed when it
+is left early (:func:`closing`)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from typing import Any, TypeVar
 
@@ -48,3 +51,14 @@ def iterate_sync(agen: AsyncIterator[T], *, name: str) -> Iterator[T]:
             loop.run_until_complete(aclose())
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
+
+
+@contextlib.asynccontextmanager
+async def closing(events: AsyncIterator[T]) -> AsyncIterator[AsyncIterator[T]]:
+    """``contextlib.aclosing`` for any async iterator: closes it if it can be closed."""
+    try:
+        yield events
+    finally:
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()

@@ -4,7 +4,9 @@ One translation serves every entry point that validates user input with pydantic
 catalog loader (files and entries given in code) and the Stack's request building.
 Each caller wraps the words in its own hybridstack error (``CatalogError``,
 ``InvalidRequestError``) and may pass hints for fields whose expected shape is not
-obvious from the error. This module imports no other hybridstack module.
+obvious from the error. The words quote the bad value (and name the field), so they pass
+through :func:`hybridstack._secrets.scrub` first: a key pasted into the wrong field is
+never quoted back. This module imports no other hybridstack module but ``_secrets``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+
+from hybridstack._secrets import scrub
 
 __all__ = ["close_matches", "did_you_mean", "first_problem", "short_repr"]
 
@@ -36,8 +40,9 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str:
 
 
 def short_repr(value: Any) -> str:
-    """``repr(value)``, cut to 60 characters."""
-    text = repr(value)
+    """``repr(value)`` without any key in it, cut to 60 characters (scrubbed before the
+    cut: a key cut short no longer has the shape that shows it is one)."""
+    text = scrub(repr(value))
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -63,7 +68,9 @@ def first_problem(
     others = [o for o in others if o and o != field_path]
     if others:
         message += f" (also check {', '.join(others[:4])}{' …' if len(others) > 4 else ''})"
-    return field_path or None, message
+    # The one place user values reach the words: field paths hold dict keys, and the
+    # message quotes values (its own and a validator's); neither may show a key.
+    return scrub(field_path) or None, scrub(message)
 
 
 def _path(loc: tuple[Any, ...]) -> str:

@@ -224,7 +224,7 @@ async def _resume(urls: dict[str, str], db: Path | str, leases: Any) -> Any:
 def test_killed_run_resumes_without_resending_finished_subtasks(tmp_path: Path) -> None:
     # A sync test: the kill choreography blocks (Popen, polling) and each resume runs on
     # its own event loop, as it would in a fresh process.
-    from hybridstack import stack as stack_module
+    from hybridstack import _stack_calls as stack_module  # call ids are made there
     from hybridstack.graph import SQLiteThreadLeases, ThreadBusyError
 
     with _killed_thread(tmp_path, lease_ttl=KILLED_LEASE_TTL) as (emulator, db, dead_pid):

@@ -60,7 +60,20 @@ MAIN: tuple[Layer, ...] = (
     Layer("routing", ("hybridstack.routing",)),
     # OpenTelemetry spans of Stack calls: reads plans, attempts and errors, sends nothing.
     Layer("telemetry", ("hybridstack.telemetry",)),
-    Layer("stack", ("hybridstack.stack", "hybridstack.config")),
+    # The facade and its private parts: request building, the skill of a call, how a
+    # call runs, the no-provider explanation, start-up and shut-down.
+    Layer(
+        "stack",
+        (
+            "hybridstack.stack",
+            "hybridstack._requests",
+            "hybridstack._call_skill",
+            "hybridstack._stack_calls",
+            "hybridstack._no_provider",
+            "hybridstack._stack_lifecycle",
+            "hybridstack.config",
+        ),
+    ),
     Layer("graph", ("hybridstack.graph",)),
     # many agent tasks on one process or a Ray actor pool, each through a graph Agent
     Layer("batch", ("hybridstack.batch",), sees=("emulator", "offline")),

@@ -24,6 +24,7 @@ import random
 import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -39,7 +40,7 @@ from secret_helpers import (
 from hybridstack import scrub
 from hybridstack._secrets import register_secret
 from hybridstack.catalog import Catalog, Deployment, Family, Price
-from hybridstack.errors import HybridStackError, SecretPickleError
+from hybridstack.errors import HybridStackError, InvalidRequestError, SecretPickleError
 from hybridstack.ledger import Ledger, MemoryLedger, SQLiteLedger
 from hybridstack.providers import create_provider
 from hybridstack.resilience import Budget, RetrySettings
@@ -349,3 +350,44 @@ def test_word_pieces_of_other_registered_keys_stay_readable() -> None:
     text = "not a hybridstack ledger: the offline answer, in 2026"
     assert scrub(text) == text
     assert scrub("sk-hybridstack-bench-1 failed") == "*** failed"
+
+
+#: A key hybridstack was never given (hidden by its shape) and, registered as a provider
+#: would register it, one realistic key of every kind (the bare one has no shape at all).
+_UNGIVEN_KEY = "sk-" + "9f3a1c0e7b5d" * 3 + "2e4c"
+_GIVEN_KEYS = [realistic_key(random.Random(f"bad-input-{kind}"), kind) for kind in KEY_KINDS]
+
+
+def _bad_request_arguments(key: str) -> list[dict[str, Any]]:
+    """Arguments that build_request refuses, each quoting a value or name holding ``key``."""
+    return [
+        {"metadata": {"ticket": [key]}},  # the bad value, quoted
+        {"metadata": {key: 5}},  # the field path: a metadata key
+        {"metadata": {"ticket": 5, key: 3}},  # the "also check" list
+        {"metadata": [("ticket", "T-1"), ("x", key)]},  # a quote cut at 60 characters
+        {"extra_headers": {f"Authorization {key}": "x"}},  # a validator's own words
+        {"tool_choice": key},  # an unknown literal, with did-you-mean
+        {"max_tokens": key},
+        {"tools": [{"name": f"{key}!"}]},  # a pattern mismatch
+        {"messages": [{"role": key, "content": "hi"}]},
+        # A built request with headers added: check_extra_headers' words, not pydantic's.
+        {"messages": Stack.build_request("Hi"), "extra_headers": {f"Authorization {key}": "x"}},
+    ]
+
+
+@pytest.mark.parametrize("key", [_UNGIVEN_KEY, *_GIVEN_KEYS], ids=["ungiven", *KEY_KINDS])
+def test_invalid_request_errors_quote_no_key_fragment(key: str) -> None:
+    # A key pasted into the wrong argument (metadata, extra_headers, stop ...) is quoted
+    # back by the error that names the field: never a fragment of it.
+    if key is not _UNGIVEN_KEY:
+        register_secret(key)
+    for arguments in _bad_request_arguments(key):
+        messages = arguments.pop("messages", "Hi")
+        with pytest.raises(InvalidRequestError) as info:
+            Stack.build_request(messages, **arguments)
+        error = info.value
+        texts = {f"text {i}": text for i, text in enumerate(exception_texts(error))}
+        texts["field"] = str(error.field)
+        leaks = find_fragments(texts, [key])
+        assert not leaks, (arguments, "\n".join(leaks))
+        assert str(error).startswith("invalid request: "), str(error)

@@ -149,3 +149,21 @@ def test_a_custom_skill_classifier_decides_when_no_skill_is_given() -> None:
         assert plan.skill == "code"
         assert seen == ["Bonjour, comment allez-vous ?"]
         assert stack.route("hello", skill="general").skill == "general"
+
+
+def test_complete_and_stream_hand_on_every_request_option() -> None:
+    # complete() and stream() pick their request options out of locals() by name: the
+    # names must be build_request's keyword arguments and theirs, or a call would fail.
+    import inspect
+
+    from hybridstack._requests import REQUEST_FIELDS
+
+    options = [
+        name
+        for name, p in inspect.signature(Stack.build_request).parameters.items()
+        if p.kind is p.KEYWORD_ONLY
+    ]
+    assert sorted(options) == sorted(REQUEST_FIELDS)
+    for method in (Stack.complete, Stack.stream):
+        assert set(REQUEST_FIELDS) <= set(inspect.signature(method).parameters), method
+    assert isinstance(inspect.getattr_static(Stack, "build_request"), staticmethod)
