@@ -46,6 +46,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import json
 import random
 import sys
 import time
@@ -234,6 +235,66 @@ class Ticker:
         self.wall_s = time.perf_counter() - self._wall0
 
 
+# --------------------------------------------------------------------------- freezes
+
+
+class Freezer:
+    """What a loaded machine does, on purpose: the emulator's process, or the client's
+    event loop, gets no CPU for ``--freeze-s`` seconds every ``--freeze-every-s`` seconds.
+
+    ``--freeze emulator`` stops the emulator subprocess (SIGSTOP, then SIGCONT): the
+    kernel still accepts connections and buffers requests, nothing answers them.
+    ``--freeze client`` blocks the client's loop (``time.sleep`` in a callback): replies
+    arrive in the socket buffers and wait there, and every timer falls due at once.
+    """
+
+    def __init__(self, args: argparse.Namespace, emulator: Any) -> None:
+        self.what: str = args.freeze
+        self.freeze_s: float = args.freeze_s
+        self.every_s: float = args.freeze_every_s
+        self.pid: int | None = getattr(emulator, "pid", None)
+        self.count = 0
+        self._task: asyncio.Task[None] | None = None
+        if self.what == "emulator" and self.pid is None:
+            raise SystemExit("--freeze emulator needs --emulator subprocess")
+
+    def start(self) -> None:
+        if self.what != "none":
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        import os
+        import signal
+
+        while True:
+            await asyncio.sleep(self.every_s)
+            self.count += 1
+            if self.what == "client":
+                time.sleep(self.freeze_s)  # noqa: ASYNC251 - blocks the loop on purpose
+                continue
+            assert self.pid is not None
+            os.kill(self.pid, signal.SIGSTOP)
+            try:
+                # Off the loop: the client keeps running while the emulator is stopped.
+                await asyncio.to_thread(time.sleep, self.freeze_s)
+            finally:
+                os.kill(self.pid, signal.SIGCONT)
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        if self.what == "emulator" and self.pid is not None:
+            import os
+            import signal
+
+            os.kill(self.pid, signal.SIGCONT)  # never leave it stopped
+
+
 # --------------------------------------------------------------------------- the storm
 
 
@@ -321,7 +382,12 @@ async def storm(args: argparse.Namespace, emulator: Any) -> StormResult:
             await one(k)
 
     started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(min(args.concurrency, len(kinds)))))
+    freezer = Freezer(args, emulator)
+    freezer.start()
+    try:
+        await asyncio.gather(*(worker() for _ in range(min(args.concurrency, len(kinds)))))
+    finally:
+        await freezer.stop()
     wall = time.perf_counter() - started
     await ticker.stop()
     breakers = stack.breakers.snapshot()
@@ -352,16 +418,108 @@ def reconcile(result: StormResult) -> dict[str, Any]:
     call_of = {a.run_id: a.call_id for a in result.attempts}  # one call id per run id
     answered = {call_of.get(o.run_id, "") for o in result.outcomes if o.ok}
     failed_calls = {call_of[o.run_id] for o in result.outcomes if not o.ok and o.run_id in call_of}
+    offenders = _offenders(result, emu_ids, ledger_ids, ok_by_call)
+    # An extra ``ok`` is "answered after the client timed out" when the ledger has that
+    # very attempt as given up by the client (timeout, connection lost, cancelled): the
+    # server answered a request the client had stopped waiting for. Inherent to retrying
+    # after a timeout; counted apart from a true duplicate (two answers both delivered).
+    by_id = {f"{a.call_id}-{a.attempt_index}": a for a in result.attempts}
+    ok_ids: dict[str, list[str]] = {}
+    for counters in result.counters.values():
+        for rec in counters.attempts:
+            if rec.outcome == "ok" and rec.call_id is not None and rec.attempt_id is not None:
+                ok_ids.setdefault(rec.call_id, []).append(rec.attempt_id)
+    late = 0
+    for ids in ok_ids.values():
+        known = [by_id[i] for i in ids if i in by_id]
+        if (
+            len(ids) > 1
+            and all(a.outcome == "ok" or _client_gave_up(a) for a in known)
+            and sum(a.outcome == "ok" for a in known) <= 1
+        ):
+            late += 1
     return {
+        "offenders": offenders,
         "sent_without_record": sum((emu_ids - ledger_ids).values()),
         "recorded_without_send": sum((ledger_ids - emu_ids).values()),
-        "duplicated": sum(1 for n in ok_by_call.values() if n > 1),
+        "duplicated": sum(1 for n in ok_by_call.values() if n > 1) - late,
+        "answered_after_client_timeout": late,
         "lost": sum(1 for c in failed_calls if ok_by_call.get(c, 0) > 0)
         + sum(1 for o in result.outcomes if not o.ended),
         "answered_without_upstream_ok": sum(1 for c in answered if ok_by_call.get(c, 0) == 0),
         "requests_total": sum(c.requests for c in result.counters.values()),
         "ledger_attempts": len(result.attempts),
     }
+
+
+def _client_gave_up(attempt: Any) -> bool:
+    """The client stopped waiting for this attempt's answer (it may have come all the same)."""
+    return attempt.outcome == "cancelled" or attempt.provider_code in (
+        "timeout",
+        "connection_error",
+    )
+
+
+def _offenders(
+    result: StormResult,
+    emu_ids: Counter[str],
+    ledger_ids: Counter[str],
+    ok_by_call: Counter[str],
+) -> list[dict[str, Any]]:
+    """Every call behind a non-zero counter, with its ledger attempts and emulator requests."""
+    flagged: dict[str, set[str]] = {}
+    for aid in emu_ids - ledger_ids:
+        flagged.setdefault(aid.rsplit("-", 1)[0], set()).add("sent_without_record")
+    for aid in ledger_ids - emu_ids:
+        flagged.setdefault(aid.rsplit("-", 1)[0], set()).add("recorded_without_send")
+    for call_id, n in ok_by_call.items():
+        if n > 1:
+            flagged.setdefault(call_id, set()).add("duplicated")
+    if not flagged:
+        return []
+    t0 = min(a.started_at for a in result.attempts)
+    out = []
+    for call_id, why in sorted(flagged.items()):
+        ledger = [
+            {
+                "attempt": a.attempt_index,
+                "deployment": a.deployment.split("@")[-1],
+                "outcome": a.outcome,
+                "code": a.provider_code,
+                "error": (a.error_message or "")[:80] or None,
+                "start_s": round((a.started_at - t0).total_seconds(), 3),
+                "latency_s": round(a.latency_s, 3),
+                "streamed": a.streamed,
+                "hedged": a.hedged,
+            }
+            for a in sorted(result.attempts, key=lambda a: a.attempt_index)
+            if a.call_id == call_id
+        ]
+        emulator = [
+            {"attempt": rec.attempt_id, "deployment": dep.split("@")[-1], "outcome": rec.outcome}
+            for dep, counters in sorted(result.counters.items())
+            for rec in counters.attempts
+            if rec.call_id == call_id
+        ]
+        out.append({"call": call_id, "why": sorted(why), "ledger": ledger, "emulator": emulator})
+    for entry in out:
+        log(json.dumps(entry))
+    return out
+
+
+def _dump(path: str, result: StormResult) -> None:
+    """Every ledger attempt and every emulator request of the storm, as JSON (``--dump``)."""
+    data = {
+        "ledger": [a.model_dump(mode="json") for a in result.attempts],
+        "emulator": {
+            dep: [rec._asdict() for rec in counters.attempts]
+            for dep, counters in sorted(result.counters.items())
+        },
+        "outcomes": [vars(o) for o in result.outcomes],
+    }
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(data, f)
+    log(f"storm: dumped {len(result.attempts)} attempts to {path}")
 
 
 def report_storm(result: StormResult, checks: dict[str, Any]) -> dict[str, Any]:
@@ -548,6 +706,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--starvation-s", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=7, help="router, fault and mix seed")
     parser.add_argument("--quick", action="store_true", help="a small run (a few seconds)")
+    parser.add_argument(
+        "--freeze",
+        choices=("none", "emulator", "client"),
+        default="none",
+        help="starve the emulator's process or the client's loop now and then (a loaded machine)",
+    )
+    parser.add_argument("--dump", default="", help="write every attempt and request to FILE")
+    parser.add_argument("--freeze-s", type=float, default=2.5, help="how long each freeze lasts")
+    parser.add_argument("--freeze-every-s", type=float, default=1.5, help="time between freezes")
     add_emulator_option(parser, default="subprocess")
     args = parser.parse_args(argv)
     quick = args.quick
@@ -573,6 +740,8 @@ def main(argv: list[str] | None = None) -> int:
         return result, reconcile(result)
 
     result, checks = asyncio.run(run_storm())
+    if args.dump:
+        _dump(args.dump, result)
     log(f"storm: {result.wall_s:.0f}s ({time.perf_counter() - t0:.0f}s so far)")
     melt = asyncio.run(meltdown(args))
     log(f"meltdown: {melt['wall_s']:.0f}s ({time.perf_counter() - t0:.0f}s so far)")
@@ -584,6 +753,7 @@ def main(argv: list[str] | None = None) -> int:
         "success_rate": summary["answered"] / summary["calls"],
         "lost": checks["lost"],
         "duplicated": checks["duplicated"],
+        "answered_after_client_timeout": checks["answered_after_client_timeout"],
         "sent_without_record": checks["sent_without_record"],
         "recorded_without_send": checks["recorded_without_send"],
         "answered_without_upstream_ok": checks["answered_without_upstream_ok"],
@@ -594,6 +764,8 @@ def main(argv: list[str] | None = None) -> int:
         **{k: v for k, v in summary.items() if k not in ("answered",)},
         "requests_total": checks["requests_total"],
         "ledger_attempts": checks["ledger_attempts"],
+        # The calls behind any non-zero counter above (first 20), for diagnosis.
+        "offenders": checks["offenders"][:20],
         "attempts_per_call": checks["requests_total"] / summary["calls"],
         "ticker_ticks": result.ticker.ticks,
         # [seconds into the storm, ms]: the longest times the loop could not run the ticker.
@@ -634,6 +806,12 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed,
         "quick": quick,
         "emulator": args.emulator,
+        "freeze": args.freeze,
+        **(
+            {"freeze_s": args.freeze_s, "freeze_every_s": args.freeze_every_s}
+            if args.freeze != "none"
+            else {}
+        ),
         "warm_up_s": round(result.warm_up_s, 2),
         **run_facts(t0),
     }
