@@ -193,3 +193,28 @@ async def test_a_killed_ray_worker_is_restarted_and_its_task_resumes_without_res
     assert sent == {d: AT_KILL[d] + RESENT[d] for d in ALL}
     lines = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert sorted(x["id"] for x in lines) == ["t1", "t2", "t3", "t4"]
+
+
+def test_a_task_that_raised_in_its_actor_keeps_the_actors_error_in_its_record() -> None:
+    """The record names the actor's own exception, not Ray's traceback header."""
+    from hybridstack.batch.ray_engine import RayEngine
+    from hybridstack.batch.tasks import BatchTask
+
+    try:
+        raise ValueError("database is locked")
+    except ValueError as raised:
+        wrapped = ray.exceptions.RayTaskError(
+            "_BatchActor.run",
+            "Traceback (most recent call last):\n  ...\nValueError: database is locked",
+            raised,
+        ).as_instanceof_cause()
+    loop = asyncio.new_event_loop()
+    try:
+        future: asyncio.Future[Any] = loop.create_future()
+        future.set_exception(wrapped)
+        task = BatchTask.model_validate({"id": "t1", "task": "Say hi"})
+        record = RayEngine._record(ray, future, task, "batch-")
+    finally:
+        loop.close()
+    assert record.status == "error"
+    assert record.error == "ValueError: database is locked"

@@ -214,10 +214,26 @@ class RayEngine:
                 thread_id=task.thread_id(prefix),
                 status="error",
                 task=task.task,
-                error=f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}",
+                error=_describe(error),
                 worker="ray",
                 metadata=dict(task.metadata),
             )
+
+
+#: Characters of a Ray error's text kept in a record (its traceback can be long).
+_MAX_ERROR_TEXT = 2000
+
+
+def _describe(error: BaseException) -> str:
+    """A Ray error in words: the actor's own exception (type and message) when Ray carries
+    it, else Ray's whole message. Ray's first line is only a traceback header or the
+    actor's name, which says nothing about what went wrong."""
+    cause = getattr(error, "cause", None)
+    if isinstance(cause, BaseException):
+        text = " ".join(str(cause).split())
+        return f"{type(cause).__name__}: {text}"[:_MAX_ERROR_TEXT]
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text}"[:_MAX_ERROR_TEXT]
 
 
 def _cause(error: Any) -> BaseException:
