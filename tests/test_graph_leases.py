@@ -11,6 +11,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Callable
+from contextlib import closing as contextlib_closing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -382,3 +383,36 @@ def test_agent_lease_options_are_checked(tmp_path: Path) -> None:
 
     assert Agent(FakeStack(), checkpointer=InMemorySaver()).leases is None
     assert Agent(FakeStack(), checkpointer="memory", leases=None).leases is None
+
+
+def test_preparing_a_fresh_file_waits_out_a_busy_wal_switch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Connections switching one fresh file to WAL at once: SQLite answers one of them
+    # SQLITE_BUSY at once, without its busy handler (to avoid a deadlock).
+    import sqlite3
+
+    from hybridstack.graph.checkpoints import prepare_sqlite_file
+
+    connect, refused = sqlite3.connect, []
+
+    class BusyOnce:
+        def __init__(self, conn: sqlite3.Connection) -> None:
+            self.conn = conn
+
+        def execute(self, sql: str, *args: Any) -> Any:
+            if "journal_mode" in sql and not refused:
+                refused.append(sql)
+                error = sqlite3.OperationalError("database is locked")
+                error.sqlite_errorcode = sqlite3.SQLITE_BUSY
+                raise error
+            return self.conn.execute(sql, *args)
+
+        def close(self) -> None:
+            self.conn.close()
+
+    monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: BusyOnce(connect(*a, **k)))
+    prepare_sqlite_file(tmp_path / "fresh.sqlite", busy_timeout=30)
+    assert refused
+    with contextlib_closing(connect(tmp_path / "fresh.sqlite")) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
