@@ -11,6 +11,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Callable
+from contextlib import closing as contextlib_closing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -158,8 +159,9 @@ async def test_renewal_keeps_the_lease_and_release_frees_it_at_once(
 
 async def test_concurrent_acquirers_get_exactly_one_lease(make_store: StoreFactory) -> None:
     store = make_store(Clock())
+    owners = [new_owner_id() for _ in range(20)]  # unique: owners are live per process
     outcomes = await asyncio.gather(
-        *(store.acquire("race", owner=f"o{i}", ttl=30) for i in range(20)),
+        *(store.acquire("race", owner=owner, ttl=30) for owner in owners),
         return_exceptions=True,
     )
     won = [o for o in outcomes if isinstance(o, ThreadLease)]
@@ -167,6 +169,38 @@ async def test_concurrent_acquirers_get_exactly_one_lease(make_store: StoreFacto
     assert len(won) == 1
     assert len(refused) == 19
     assert {r.holder.owner for r in refused} == {won[0].owner}
+
+
+async def test_a_lease_just_written_is_not_reclaimed_as_abandoned(
+    make_store: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The race seen under load: the winner's row is in the store, but its coroutine
+    # has not resumed yet. A rival in this process that reads the row then must see a
+    # live holder, not an abandoned lease of this process (which it may reclaim).
+    store = make_store(Clock())
+    owner = new_owner_id()  # not "first": owners are live per process, across tests
+    written, rival_done = asyncio.Event(), asyncio.Event()
+    insert = store._insert
+
+    async def insert_then_stall(lease: ThreadLease) -> bool:
+        inserted = await insert(lease)
+        if lease.owner == owner:
+            written.set()
+            await rival_done.wait()  # a loaded loop resumes the writer late
+        return inserted
+
+    monkeypatch.setattr(store, "_insert", insert_then_stall)
+    first = asyncio.create_task(store.acquire("t", owner=owner, ttl=30))
+    await written.wait()
+    try:
+        with pytest.raises(ThreadBusyError) as info:
+            await store.acquire("t", owner=new_owner_id(), ttl=30)
+    finally:
+        rival_done.set()
+    assert info.value.holder.owner == owner
+    lease = await first
+    assert (lease.owner, lease.token) == (owner, 1)
+    assert await store.holder("t") == lease
 
 
 async def test_a_dead_holder_on_this_machine_is_reclaimed_at_once(
@@ -349,3 +383,36 @@ def test_agent_lease_options_are_checked(tmp_path: Path) -> None:
 
     assert Agent(FakeStack(), checkpointer=InMemorySaver()).leases is None
     assert Agent(FakeStack(), checkpointer="memory", leases=None).leases is None
+
+
+def test_preparing_a_fresh_file_waits_out_a_busy_wal_switch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Connections switching one fresh file to WAL at once: SQLite answers one of them
+    # SQLITE_BUSY at once, without its busy handler (to avoid a deadlock).
+    import sqlite3
+
+    from hybridstack.graph.checkpoints import prepare_sqlite_file
+
+    connect, refused = sqlite3.connect, []
+
+    class BusyOnce:
+        def __init__(self, conn: sqlite3.Connection) -> None:
+            self.conn = conn
+
+        def execute(self, sql: str, *args: Any) -> Any:
+            if "journal_mode" in sql and not refused:
+                refused.append(sql)
+                error = sqlite3.OperationalError("database is locked")
+                error.sqlite_errorcode = sqlite3.SQLITE_BUSY
+                raise error
+            return self.conn.execute(sql, *args)
+
+        def close(self) -> None:
+            self.conn.close()
+
+    monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: BusyOnce(connect(*a, **k)))
+    prepare_sqlite_file(tmp_path / "fresh.sqlite", busy_timeout=30)
+    assert refused
+    with contextlib_closing(connect(tmp_path / "fresh.sqlite")) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)

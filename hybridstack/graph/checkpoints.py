@@ -31,6 +31,7 @@ import contextlib
 import functools
 import os
 import sqlite3
+import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
@@ -244,11 +245,29 @@ def prepare_sqlite_file(path: Path, *, busy_timeout: float) -> None:
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         # WAL: readers never wait for a writer, and a commit is one append. It is a
         # property of the file, so it holds for every later connection.
-        conn.execute("PRAGMA journal_mode=WAL").fetchone()
+        _switch_to_wal(conn, busy_timeout)
     except sqlite3.Error as error:
         raise store_error(path, error, busy_timeout=busy_timeout) from error
     finally:
         conn.close()
+
+
+def _switch_to_wal(conn: sqlite3.Connection, busy_timeout: float) -> None:
+    """``PRAGMA journal_mode=WAL``, retried on SQLITE_BUSY until ``busy_timeout``: when
+    connections switch one fresh file at once, SQLite refuses one of them at once,
+    without its busy handler (which could deadlock there)."""
+    deadline = time.monotonic() + busy_timeout
+    delay = 0.001
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL").fetchone()
+            return
+        except sqlite3.OperationalError as error:
+            busy = getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY
+            if not busy or time.monotonic() >= deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
 
 
 async def _open(path: Path, busy_timeout: float) -> _TranslatingSqliteSaver:

@@ -206,6 +206,19 @@ class ThreadLeases(abc.ABC):
         """
         self._check_ttl(ttl)
         owner = owner or new_owner_id()
+        # The owner is live *before* its row can be seen: a rival in this process that
+        # reads the row between the write and this coroutine resuming must not take it
+        # for an abandoned lease of this process (see ``holder_is_dead``) and reclaim it.
+        was_live = owner in _LIVE_OWNERS
+        _LIVE_OWNERS.add(owner)
+        try:
+            return await self._take(thread_id, owner, ttl)
+        except BaseException:
+            if not was_live:
+                _LIVE_OWNERS.discard(owner)
+            raise
+
+    async def _take(self, thread_id: str, owner: str, ttl: float) -> ThreadLease:
         current: ThreadLease | None = None
         for _ in range(_MAX_RACES):  # each retry means another acquirer changed the row
             now = await self._now()
@@ -213,7 +226,6 @@ class ThreadLeases(abc.ABC):
             if current is None:
                 lease = self._new(thread_id, owner, 1, now, ttl)
                 if await self._insert(lease):
-                    _LIVE_OWNERS.add(owner)
                     return lease
                 continue
             free = (
@@ -227,7 +239,6 @@ class ThreadLeases(abc.ABC):
                 )
             lease = self._new(thread_id, owner, current.token + 1, now, ttl)
             if await self._swap(thread_id, current.token, lease):
-                _LIVE_OWNERS.add(owner)
                 if current.owner != owner and not current.expired(now):
                     log.warning(
                         "took over the lease of thread %r from %s (pid %s on %s): its "
