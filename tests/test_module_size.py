@@ -27,15 +27,6 @@ DATA_TABLES: frozenset[str] = frozenset(
     }
 )
 
-#: TEMPORARY: modules being split on other branches of the same issue (stack, breaker,
-#: Redis health store, graph leases). Each is a strict xfail, so it fails as soon as its
-#: split lands; the lead empties this set at merge, and it must then stay empty.
-BEING_SPLIT_ELSEWHERE: frozenset[str] = frozenset(
-    {
-        "hybridstack/graph/leases.py",
-    }
-)
-
 
 def _lines(relative: str) -> int:
     return len((ROOT / relative).read_text(encoding="utf-8").splitlines())
@@ -48,18 +39,12 @@ def test_no_module_is_over_the_limit() -> None:
     too_long = {
         module: _lines(module)
         for module in MODULES
-        if module not in DATA_TABLES | BEING_SPLIT_ELSEWHERE and _lines(module) > MAX_LINES
+        if module not in DATA_TABLES and _lines(module) > MAX_LINES
     }
     assert too_long == {}, f"over {MAX_LINES} lines: split out a piece with its own job"
 
 
-@pytest.mark.parametrize("module", sorted(BEING_SPLIT_ELSEWHERE))
-@pytest.mark.xfail(strict=True, reason="being split on another branch (issue 11)")
-def test_modules_being_split_elsewhere(module: str) -> None:
-    assert _lines(module) <= MAX_LINES
-
-
-@pytest.mark.parametrize("module", sorted(DATA_TABLES | BEING_SPLIT_ELSEWHERE))
+@pytest.mark.parametrize("module", sorted(DATA_TABLES))
 def test_every_listed_module_exists(module: str) -> None:
     assert (ROOT / module).is_file(), f"{module} is gone: remove it from {__file__}"
 
